@@ -1,0 +1,3 @@
+from eventdock.cli import main
+
+main()

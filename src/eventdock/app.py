@@ -1,0 +1,254 @@
+"""The one app factory, used by the CLI, the tests and the benchmark.
+
+``create_app(settings)`` wires the store, the pipeline and the dialects;
+start-up (migrations, the writer task, background jobs) runs in the ASGI
+lifespan, so every worker process of the server builds its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from eventdock import __version__
+from eventdock.config import Settings
+from eventdock.core.auth import Authenticator
+from eventdock.core.errors import EventdockError, FieldError, InvalidInput, MethodNotAllowed, NotFound
+from eventdock.core.pipeline import IngestResult, Pipeline
+from eventdock.core.ratelimit import RateLimiter
+from eventdock.core import live
+from eventdock.dialects import cdp, cdp_profiles, drf, event_schemas, generic_ingest, live_events, query
+from eventdock.http import admin, metrics, ops
+from eventdock.http.services import Services
+from eventdock.store import profiles, violations
+from eventdock.store.database import Database
+from eventdock.store.tenancy import Tenancy
+from eventdock.store.writer import GroupCommitWriter
+
+log = logging.getLogger("eventdock")
+
+# Which dialect renders an error, by path prefix (first match wins).
+ERROR_RENDERERS: list[tuple[str, Callable[[EventdockError], Response]]] = [
+    ("/v1/", cdp.render_error),
+    ("/platform/", generic_ingest.render_error),
+    ("/api/v2/", live_events.render_error),
+    ("/api/", event_schemas.render_error),
+]
+
+
+def render_error(path: str, exc: EventdockError) -> Response:
+    for prefix, render in ERROR_RENDERERS:
+        if path.startswith(prefix):
+            return render(exc)
+    return drf.render_error(exc)
+
+
+def build_services(settings: Settings) -> Services:
+    db = Database(settings.database_url)
+    tenancy = Tenancy(db)
+    writer = GroupCommitWriter(
+        db,
+        settings.writer,
+        before_insert=[profiles.resolve_profiles],
+        after_insert=[violations.record_violations],
+        on_batch=metrics.observe_batch,
+    )
+    limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst, share=int(os.environ.get("EVENTDOCK_WORKERS", "1")))
+    pipeline = Pipeline(committer=writer, limits=settings.limits, rate_limiter=limiter, on_ingest=_count_ingest)
+    return Services(
+        settings=settings,
+        db=db,
+        tenancy=tenancy,
+        authenticator=Authenticator(tenancy.key_by_hash, ttl=settings.key_cache_seconds),
+        writer=writer,
+        pipeline=pipeline,
+        rate_limiter=limiter,
+    )
+
+
+def _count_ingest(project_id: str, source: str, result: IngestResult) -> None:
+    stored = sum(1 for e in result.events if e.stored)
+    if stored:
+        metrics.EVENTS_INGESTED.labels(project_id, source).inc(stored)
+    if result.quarantined:
+        metrics.EVENTS_REJECTED.labels(project_id, source, "schema").inc(result.quarantined)
+
+
+async def _every(seconds: float, job: Callable[[], Any], name: str) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except Exception:  # noqa: BLE001 - a background job logs and goes on
+            log.exception("background job %s failed", name)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    svc = build_services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            await asyncio.to_thread(svc.db.migrate)
+        svc.writer.start()
+        jobs = [asyncio.create_task(_every(1.0, svc.writer.flush_usage, "usage"), name="eventdock-usage")]
+        for starter in STARTUP_HOOKS:
+            jobs.extend(await starter(svc))
+        try:
+            yield
+        finally:
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
+            await svc.writer.stop()
+            with contextlib.suppress(Exception):
+                await svc.writer.flush_usage()
+            await svc.db.dispose()
+
+    app = FastAPI(
+        title="eventdock",
+        version=__version__,
+        description="Self-hosted event platform: CDP events, PostHog event schemas, Monterosa live events and OpenPipeline generic ingest.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.services = svc
+    app.add_middleware(RouteMetricsMiddleware)
+
+    async def eventdock_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, EventdockError)
+        return render_error(request.url.path, exc)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            mapped: EventdockError = NotFound("Not found.")
+        elif exc.status_code == 405:
+            mapped = MethodNotAllowed(f'Method "{request.method}" not allowed.')
+        else:
+            mapped = EventdockError(str(exc.detail))
+            mapped.status = exc.status_code
+        return render_error(request.url.path, mapped)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [FieldError(tuple(str(p) for p in e.get("loc", ())[1:]), e.get("msg", "invalid")) for e in exc.errors()]
+        return render_error(request.url.path, InvalidInput(errors=errors))
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return render_error(request.url.path, EventdockError("Internal server error."))
+
+    app.add_exception_handler(EventdockError, eventdock_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, internal_error)
+
+    for router in ROUTERS:
+        app.include_router(router)
+    _document_envelopes(app)
+    return app
+
+
+# Feature modules append here: routers, and start-up hooks that return the
+# background tasks they started (cancelled at shutdown).
+ROUTERS = [
+    ops.router,
+    admin.router,
+    cdp.router,
+    cdp_profiles.router,
+    generic_ingest.router,
+    event_schemas.router,
+    live_events.router,
+    query.router,
+]
+STARTUP_HOOKS: list[Callable[[Services], Any]] = [live.start_clock]
+
+
+def create_app_from_env() -> FastAPI:
+    """Entry point for ``uvicorn --factory`` in each worker process."""
+    return create_app(Settings.from_env())
+
+
+class RouteMetricsMiddleware:
+    """Request latency by route template (not raw path: bounded label values)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            metrics.REQUEST_LATENCY.labels(scope["method"], template, str(status)).observe(time.perf_counter() - started)
+
+
+def _document_envelopes(app: FastAPI) -> None:
+    """Add the dialects' error envelopes to the OpenAPI components."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["ResponseWrapper"] = {
+            "type": "object",
+            "required": ["success"],
+            "properties": {
+                "success": {"type": "boolean"},
+                "data": {},
+                "error": {
+                    "type": ["object", "null"],
+                    "properties": {
+                        "errorId": {"type": "string"},
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "details": {"type": "object"},
+                        "fieldErrors": {"type": "array", "items": {"type": "object"}},
+                        "timestamp": {"type": "integer"},
+                        "meta": {"type": "object"},
+                    },
+                },
+            },
+        }
+        components["OpenPipelineError"] = {
+            "type": "object",
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}, "details": {"type": "object"}},
+                }
+            },
+        }
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,181 @@
+"""The ``eventdock`` command: a thin layer over the store and the app factory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from eventdock.config import DEFAULT_DATABASE_URL
+from eventdock.core.auth import validate_scopes
+from eventdock.store.database import Database
+from eventdock.store.tenancy import Tenancy
+
+app = typer.Typer(help="eventdock: a self-hosted event platform.", no_args_is_help=True, add_completion=False)
+project_app = typer.Typer(help="Manage projects.", no_args_is_help=True)
+key_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(project_app, name="project")
+app.add_typer(key_app, name="key")
+
+err = Console(stderr=True)
+T = TypeVar("T")
+
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database", help=f"Database URL (env EVENTDOCK_DATABASE_URL; default {DEFAULT_DATABASE_URL})."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
+
+
+def database_url(option: str | None) -> str:
+    url = option or os.environ.get("EVENTDOCK_DATABASE_URL") or DEFAULT_DATABASE_URL
+    os.environ["EVENTDOCK_DATABASE_URL"] = url
+    return url
+
+
+def with_tenancy(url: str, job: Callable[[Tenancy], Awaitable[T]]) -> T:
+    """Migrate, then run ``job`` against the store."""
+
+    async def run() -> T:
+        db = Database(url)
+        try:
+            await asyncio.to_thread(db.migrate)
+            return await job(Tenancy(db))
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(run())
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def emit(document: Any, as_json: bool, human: str) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(document) + "\n")
+    else:
+        Console().print(human, highlight=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    database: DatabaseOpt = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Run the HTTP server (migrates first; bootstraps an empty database)."""
+    import uvicorn
+
+    url = database_url(database)
+    boot = with_tenancy(url, lambda t: t.bootstrap())
+    if boot is not None:
+        project, key = boot
+        err.print("[bold]eventdock: new database, created the bootstrap project and admin key.[/bold]")
+        err.print("The token is shown this once; keep it safe.")
+        print(f"project  {project.id}  ({project.name})")
+        print(f"admin key {key.id}")
+        print(f"token    {key.token}", flush=True)
+    os.environ["EVENTDOCK_WORKERS"] = str(workers)
+    os.environ["EVENTDOCK_MIGRATE_ON_START"] = "0"  # done above, once
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="eventdock-metrics-")
+    err.print(f"eventdock serving on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''}, {Database(url).display_url})")
+    uvicorn.run(
+        "eventdock.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def migrate(database: DatabaseOpt = None) -> None:
+    """Bring the database schema up to date."""
+    url = database_url(database)
+    db = Database(url)
+    db.migrate()
+    err.print(f"migrated {db.display_url}")
+
+
+@app.command()
+def init(database: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
+    """Create the bootstrap project and an admin key (a new key on every run)."""
+    project, key = with_tenancy(database_url(database), lambda t: t.bootstrap(force_new_key=True))  # type: ignore[arg-type,return-value]
+    document = {"project": {"id": project.id, "name": project.name}, "key": {"id": key.id, "token": key.token, "scopes": key.scopes}}
+    emit(document, as_json, f"project {project.id} ({project.name})\nadmin token {key.token}")
+
+
+@project_app.command("create")
+def project_create(name: str, database: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
+    """Create a project."""
+    project = with_tenancy(database_url(database), lambda t: t.create_project(name))
+    emit(project.as_public(), as_json, f"project {project.id} ({project.name})")
+
+
+@project_app.command("list")
+def project_list(database: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
+    """List projects."""
+    projects = with_tenancy(database_url(database), lambda t: t.list_projects())
+    emit([p.as_public() for p in projects], as_json, "\n".join(f"{p.id}  {p.name}" for p in projects) or "no projects")
+
+
+@key_app.command("create")
+def key_create(
+    project: Annotated[str | None, typer.Option("--project", help="Project id; omit for an admin key.")] = None,
+    scope: Annotated[list[str], typer.Option("--scope", help="A scope; repeat for several.")] = [],  # noqa: B006 - typer reads it
+    name: Annotated[str, typer.Option("--name", help="A name for the key.")] = "",
+    database: DatabaseOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key (its token is printed only now)."""
+    try:
+        scopes = validate_scopes(scope)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if project is None and scopes != ["admin"]:
+        err.print("[red]error:[/red] a key without --project is an admin key and takes exactly --scope admin")
+        raise typer.Exit(2)
+
+    async def job(t: Tenancy) -> Any:
+        if project is not None and not await t.project_exists(project):
+            raise ValueError(f"no project {project}")
+        return await t.create_key(project_id=project, scopes=scopes, name=name)
+
+    key = with_tenancy(database_url(database), job)
+    emit(key.as_public(), as_json, f"key {key.id}\ntoken {key.token}")
+
+
+@key_app.command("list")
+def key_list(project: Annotated[str, typer.Option("--project")], database: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
+    """List a project's keys (never their tokens)."""
+    keys = with_tenancy(database_url(database), lambda t: t.list_keys(project))
+    emit(keys, as_json, "\n".join(f"{k['id']}  {','.join(k['scopes'])}  {k['name']}{'  (revoked)' if k['revoked_at'] else ''}" for k in keys))
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: str, project: Annotated[str, typer.Option("--project")], database: DatabaseOpt = None) -> None:
+    """Revoke a key."""
+    if not with_tenancy(database_url(database), lambda t: t.revoke_key(project, key_id)):
+        err.print("[red]error:[/red] no such active key in that project")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

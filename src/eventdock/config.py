@@ -1,0 +1,79 @@
+"""Settings, read from ``EVENTDOCK_*`` environment variables.
+
+The CLI turns its flags into these variables so that every worker process
+started by the HTTP server builds the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+
+DEFAULT_DATABASE_URL = "sqlite:///./eventdock.db"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request and per-event limits (SPEC §3.6)."""
+
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_events_per_request: int = 50_000
+    max_event_bytes: int = 1024 * 1024
+    max_property_keys: int = 500
+    max_key_length: int = 256
+    max_depth: int = 8
+    max_name_length: int = 200
+    max_future_ms: int = 10 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    """The group-commit writer (SPEC §3.2)."""
+
+    # Most events one transaction holds; a request is never split.
+    max_batch_events: int = 20_000
+    # How long the writer waits for more requests once it has one (ms).
+    # 0 means: take what is queued now, the commit itself is the window.
+    max_wait_ms: float = 2.0
+    # Most requests one transaction holds; 1 turns group commit off (bench).
+    max_batch_requests: int = 10_000
+    # Events queued and not yet committed, beyond which requests get 503.
+    max_queue_events: int = 200_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    limits: Limits = field(default_factory=Limits)
+    writer: WriterSettings = field(default_factory=WriterSettings)
+    # Ingest rate limit per project (events/s and burst); 0 = off.
+    rate_limit_per_second: float = 0.0
+    rate_limit_burst: float = 0.0
+    # How long an authenticated key is trusted before it is looked up again,
+    # so a revocation takes effect everywhere within this many seconds.
+    key_cache_seconds: float = 2.0
+    migrate_on_start: bool = True
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def section(kind: type, prefix: str) -> object:
+            values = {}
+            for f in fields(kind):
+                raw = env.get(f"EVENTDOCK_{prefix}{f.name.upper()}")
+                if raw is not None:
+                    values[f.name] = int(float(raw)) if f.type == "int" else float(raw)
+            return kind(**values)
+
+        base: dict[str, object] = {
+            "database_url": env.get("EVENTDOCK_DATABASE_URL", DEFAULT_DATABASE_URL),
+            "limits": section(Limits, "LIMIT_"),
+            "writer": section(WriterSettings, "WRITER_"),
+            "rate_limit_per_second": float(env.get("EVENTDOCK_RATE_LIMIT_PER_SECOND", 0)),
+            "rate_limit_burst": float(env.get("EVENTDOCK_RATE_LIMIT_BURST", 0)),
+            "key_cache_seconds": float(env.get("EVENTDOCK_KEY_CACHE_SECONDS", 2.0)),
+            "migrate_on_start": env.get("EVENTDOCK_MIGRATE_ON_START", "1") not in ("0", "false"),
+        }
+        base.update(overrides)
+        return cls(**base)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""The hallway: pipeline and domain rules, free of HTTP and SQL."""

@@ -1,0 +1,159 @@
+"""API keys and scopes (SPEC §2): tokens, hashing, and who may do what.
+
+A token is ``edk_`` + 32 random bytes (URL-safe base64). Only its SHA-256 is
+stored: the token carries 256 bits of entropy, so a slow password hash buys
+nothing and would cost every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from eventdock.core.errors import AuthenticationFailed, NotFound, PermissionDenied
+
+TOKEN_PREFIX = "edk_"
+
+SCOPES = (
+    "events:write",
+    "events:read",
+    "event_definition:read",
+    "event_definition:write",
+    "live_events:read",
+    "live_events:write",
+    "profiles:read",
+    "admin",
+    "*",
+)
+SCOPE_ALIASES = {
+    "openpipeline.events": "events:write",
+    "openpipeline:events:ingest": "events:write",
+}
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def canonical_scope(scope: str) -> str:
+    return SCOPE_ALIASES.get(scope, scope)
+
+
+def validate_scopes(scopes: list[str]) -> list[str]:
+    """The scopes as given (aliases kept, so a key shows what it was made with); raises ValueError."""
+    if not scopes:
+        raise ValueError("at least one scope is required")
+    unknown = [s for s in scopes if canonical_scope(s) not in SCOPES]
+    if unknown:
+        raise ValueError(f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(SCOPES + tuple(SCOPE_ALIASES))}")
+    return list(dict.fromkeys(scopes))
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: one API key."""
+
+    key_id: str
+    project_id: str | None  # None: an admin key, bound to no project
+    name: str
+    scopes: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.project_id is None and "admin" in self.scopes
+
+    def has_scope(self, scope: str) -> bool:
+        if self.is_admin:
+            return True
+        held = self.scopes
+        if "*" in held or "admin" in held or scope in held:
+            return True
+        if scope.endswith(":read"):
+            return scope[: -len("read")] + "write" in held
+        return False
+
+    def require(self, scope: str, project_id: str | None = None) -> None:
+        """Raise unless this key may use ``scope`` on ``project_id``."""
+        if project_id is not None and self.project_id is not None and project_id != self.project_id:
+            raise PermissionDenied("This API key is not allowed to access this project.")
+        if project_id is None and scope == "admin" and not self.is_admin:
+            raise PermissionDenied("Only an admin key may manage projects.", missing_scope=None)
+        if not self.has_scope(scope):
+            raise PermissionDenied(missing_scope=scope)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    id: str
+    project_id: str | None
+    name: str
+    scopes: list[str]
+    revoked: bool
+
+
+KeyLookup = Callable[[str], Awaitable[KeyRecord | None]]
+
+
+class Authenticator:
+    """Turns a token into a ``Principal``, caching lookups for a few seconds.
+
+    The cache bounds how long a revoked key keeps working (``ttl``); unknown
+    tokens are cached too, so a flood of bad tokens costs one lookup each
+    per ``ttl``, and the cache is bounded in size.
+    """
+
+    def __init__(self, lookup: KeyLookup, *, ttl: float = 2.0, max_entries: int = 10_000) -> None:
+        self._lookup = lookup
+        self._ttl = ttl
+        self._max = max_entries
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+
+    async def authenticate(self, token: str | None) -> Principal:
+        if not token:
+            raise AuthenticationFailed(provided=False)
+        digest = hash_token(token)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            principal = hit[1]
+        else:
+            record = await self._lookup(digest)
+            principal = None
+            if record is not None and not record.revoked:
+                principal = Principal(
+                    key_id=record.id,
+                    project_id=record.project_id,
+                    name=record.name,
+                    scopes=frozenset(canonical_scope(s) for s in record.scopes),
+                )
+            if len(self._cache) >= self._max:
+                self._cache.clear()
+            self._cache[digest] = (now + self._ttl, principal)
+        if principal is None:
+            raise AuthenticationFailed("Invalid or revoked API key.")
+        return principal
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+
+def token_from_authorization(header: str | None) -> str | None:
+    """``Bearer <token>`` or ``Api-Token <token>`` (case-insensitive scheme)."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() in ("bearer", "api-token") and token.strip():
+        return token.strip()
+    return None
+
+
+def ensure_project_exists(exists: bool) -> None:
+    if not exists:
+        raise NotFound("Project not found.", resource="project")

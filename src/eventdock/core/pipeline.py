@@ -1,0 +1,94 @@
+"""The ingest pipeline every dialect shares (SPEC §3).
+
+    drafts ──normalise──▶ events ──govern──▶ accepted / quarantined
+                                               │
+                            writer (one transaction: identity, rows,
+                            definitions, violations) ──▶ acknowledged
+
+A dialect calls ``Pipeline.ingest`` with what it parsed and gets back an
+``IngestResult`` only after everything was committed; every failure is an
+``EventdockError`` the dialect renders in its own envelope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from eventdock.config import Limits
+from eventdock.core.errors import EventTooLarge, FieldError, InvalidInput, PayloadTooLarge
+from eventdock.core.events import Draft, Event, normalise, now_ms
+from eventdock.core.governance import Governance, Verdict
+from eventdock.core.ratelimit import RateLimiter
+
+
+class Committer(Protocol):
+    async def submit(self, events: list[Event], records: list[Any] | None = None) -> None: ...
+
+
+@dataclass
+class IngestResult:
+    events: list[Event]  # normalised, in request order (stored or deduplicated)
+    verdict: Verdict
+    received_at_ms: int = 0
+    rejected: dict[int, list[FieldError]] = field(default_factory=dict)
+
+    @property
+    def quarantined(self) -> int:
+        return self.verdict.quarantined
+
+
+IngestListener = Callable[[str, str, IngestResult], None]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        committer: Committer,
+        limits: Limits,
+        rate_limiter: RateLimiter,
+        governance: Governance | None = None,
+        on_ingest: IngestListener | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.committer = committer
+        self.limits = limits
+        self.rate_limiter = rate_limiter
+        self.governance = governance or Governance()
+        self.on_ingest = on_ingest
+        self.clock = clock
+
+    def normalise(self, project_id: str, drafts: list[Draft], source: str) -> tuple[list[Event], int]:
+        """Normalise all drafts; one error per bad event, all or none."""
+        if len(drafts) > self.limits.max_events_per_request:
+            raise PayloadTooLarge(f"More than {self.limits.max_events_per_request} events in one request.")
+        received = self.clock()
+        events: list[Event] = []
+        errors: list[FieldError] = []
+        limits = self.limits
+        for draft in drafts:
+            try:
+                events.append(normalise(draft, project_id=project_id, source=source, limits=limits, received_at_ms=received))
+            except EventTooLarge as exc:
+                errors.extend(exc.errors)
+        if errors:
+            raise EventTooLarge(errors=errors)
+        return events, received
+
+    async def ingest(self, project_id: str, drafts: list[Draft], source: str) -> IngestResult:
+        if not drafts:
+            raise InvalidInput("No events in the request.")
+        self.rate_limiter.take(project_id, len(drafts))
+        events, received = self.normalise(project_id, drafts, source)
+        return await self.commit(project_id, events, source, received)
+
+    async def commit(self, project_id: str, events: list[Event], source: str, received_at_ms: int = 0) -> IngestResult:
+        """Govern and durably store already-normalised events."""
+        verdict = await self.governance.evaluate(events)
+        await self.committer.submit(verdict.accepted, verdict.records)
+        result = IngestResult(events=events, verdict=verdict, received_at_ms=received_at_ms, rejected=verdict.rejected)
+        if self.on_ingest is not None:
+            self.on_ingest(project_id, source, result)
+        return result

@@ -1,0 +1,97 @@
+"""Django REST Framework-style envelopes, as PostHog's API speaks them.
+
+Used by every ``/api/`` route outside the live-events JSON:API: the event
+schema dialect (SPEC §5), the admin API (§2) and the query API (§8).
+Errors are ``{"type", "code", "detail", "attr"}``; pages are
+``{"count", "next", "previous", "results"}`` with absolute URLs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from eventdock.core.errors import (
+    AuthenticationFailed,
+    EventdockError,
+    InvalidInput,
+    RateLimited,
+    SchemaViolation,
+    Unavailable,
+    retry_after_header,
+)
+
+_encode = msgspec.json.Encoder().encode
+
+_TYPES = {
+    400: "validation_error",
+    401: "authentication_error",
+    403: "authentication_error",
+    404: "invalid_request",
+    405: "invalid_request",
+    409: "invalid_request",
+    413: "invalid_request",
+    415: "invalid_request",
+    422: "validation_error",
+    429: "throttled_error",
+    503: "server_error",
+}
+
+
+def attr(path: tuple[str | int, ...]) -> str | None:
+    """DRF joins nested field names with ``__``."""
+    return "__".join(str(p) for p in path) if path else None
+
+
+def render_error(exc: EventdockError) -> Response:
+    error_type = _TYPES.get(exc.status, "server_error")
+    code = exc.code
+    detail = exc.message
+    attr_name = None
+    if isinstance(exc, AuthenticationFailed):
+        code = "authentication_failed" if exc.provided else "not_authenticated"
+    elif isinstance(exc, (InvalidInput, SchemaViolation)) and exc.errors:
+        first = exc.errors[0]
+        code = first.code if first.code != "invalid" else "invalid_input"
+        detail = first.message
+        attr_name = attr(first.path)
+    elif exc.status == 429:
+        code = "throttled"
+    elif exc.status == 500:
+        code = "error"
+    headers = {}
+    if isinstance(exc, (RateLimited, Unavailable)):
+        headers["Retry-After"] = retry_after_header(exc.retry_after)
+    body = {"type": error_type, "code": code, "detail": detail, "attr": attr_name}
+    return Response(_encode(body), status_code=exc.status, media_type="application/json", headers=headers)
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(_encode(data), status_code=status, media_type="application/json")
+
+
+def page_params(request: Request, default_limit: int = 100, max_limit: int = 1000) -> tuple[int, int]:
+    """``?limit=&offset=`` as DRF's LimitOffsetPagination reads them (bad values fall back)."""
+
+    def number(name: str, default: int) -> int:
+        raw = request.query_params.get(name, "")
+        return int(raw) if raw.isdigit() else default
+
+    limit = number("limit", default_limit)
+    return max(1, min(limit, max_limit)) if limit else default_limit, number("offset", 0)
+
+
+def page(request: Request, results: list[Any], count: int, limit: int, offset: int) -> dict[str, Any]:
+    def link(new_offset: int) -> str:
+        url = request.url.include_query_params(limit=limit, offset=new_offset)
+        return str(url.remove_query_params("offset") if new_offset == 0 else url)
+
+    return {
+        "count": count,
+        "next": link(offset + limit) if offset + limit < count else None,
+        "previous": link(max(0, offset - limit)) if offset > 0 else None,
+        "results": results,
+    }

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the dialects: body reading, services, metrics, ops routes."""

@@ -1,0 +1,97 @@
+"""Admin HTTP API (SPEC §2): projects and their API keys.
+
+Only an admin key (bound to no project) creates or lists projects; a key
+bound to a project with ``admin`` or ``*`` manages that project's keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from eventdock.core.auth import validate_scopes
+from eventdock.core.errors import FieldError, InvalidInput, MalformedJSON, NotFound, PermissionDenied
+from eventdock.dialects.drf import json_response
+from eventdock.http.body import read_body
+from eventdock.http.services import authorise, services
+
+router = APIRouter(tags=["admin"])
+
+
+class ProjectIn(msgspec.Struct, forbid_unknown_fields=False):
+    name: str
+
+
+class KeyIn(msgspec.Struct, forbid_unknown_fields=False):
+    scopes: list[str]
+    name: str = ""
+
+
+async def _json(request: Request) -> Any:
+    body = await read_body(request, 64 * 1024)
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise MalformedJSON(f"JSON parse error - {exc}") from None
+
+
+def _convert(data: Any, kind: type) -> Any:
+    try:
+        return msgspec.convert(data, kind)
+    except msgspec.ValidationError as exc:
+        path = str(exc).rpartition("`$.")[2].rstrip("`") if "`$." in str(exc) else ""
+        raise InvalidInput(errors=[FieldError((path,) if path else (), str(exc).split(" - at")[0], code="invalid")]) from None
+
+
+@router.post("/api/projects", status_code=201, summary="Create a project", response_class=Response)
+async def create_project(request: Request) -> Response:
+    principal = await authorise(request, "admin", None)
+    if not principal.is_admin:
+        raise PermissionDenied("Only an admin key may create projects.")
+    data = _convert(await _json(request), ProjectIn)
+    name = data.name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput(errors=[FieldError(("name",), "This field may not be blank and must be at most 200 characters.", code="blank")])
+    project = await services(request).tenancy.create_project(name)
+    return json_response(project.as_public(), 201)
+
+
+@router.get("/api/projects", summary="List projects", response_class=Response)
+async def list_projects(request: Request) -> Response:
+    principal = await authorise(request, "admin", None)
+    if not principal.is_admin:
+        raise PermissionDenied("Only an admin key may list projects.")
+    projects = await services(request).tenancy.list_projects()
+    return json_response({"count": len(projects), "next": None, "previous": None, "results": [p.as_public() for p in projects]})
+
+
+@router.post("/api/projects/{project_id}/keys", status_code=201, summary="Create an API key", response_class=Response)
+async def create_key(project_id: str, request: Request) -> Response:
+    await authorise(request, "admin", project_id)
+    data = _convert(await _json(request), KeyIn)
+    try:
+        scopes = validate_scopes(data.scopes)
+    except ValueError as exc:
+        raise InvalidInput(errors=[FieldError(("scopes",), str(exc))]) from None
+    key = await services(request).tenancy.create_key(project_id=project_id, scopes=scopes, name=data.name)
+    return json_response(key.as_public(), 201)
+
+
+@router.get("/api/projects/{project_id}/keys", summary="List API keys (no tokens)", response_class=Response)
+async def list_keys(project_id: str, request: Request) -> Response:
+    await authorise(request, "admin", project_id)
+    keys = await services(request).tenancy.list_keys(project_id)
+    return json_response({"count": len(keys), "next": None, "previous": None, "results": keys})
+
+
+@router.delete("/api/projects/{project_id}/keys/{key_id}", status_code=204, summary="Revoke an API key", response_class=Response)
+async def revoke_key(project_id: str, key_id: str, request: Request) -> Response:
+    await authorise(request, "admin", project_id)
+    svc = services(request)
+    if not await svc.tenancy.revoke_key(project_id, key_id):
+        raise NotFound("Not found.", resource="key")
+    svc.authenticator.forget()
+    return Response(status_code=204)

@@ -1,0 +1,45 @@
+"""Prometheus metrics (served at ``/metrics``).
+
+With several worker processes the CLI sets ``PROMETHEUS_MULTIPROC_DIR`` so
+that any worker answers for all of them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client import REGISTRY
+
+EVENTS_INGESTED = Counter("eventdock_events_ingested_total", "Events newly stored.", ["project", "source"])
+EVENTS_REJECTED = Counter("eventdock_events_rejected_total", "Events refused or quarantined.", ["project", "source", "reason"])
+REQUEST_LATENCY = Histogram(
+    "eventdock_request_duration_seconds",
+    "HTTP request latency by route.",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WRITER_QUEUE = Gauge("eventdock_writer_queue_events", "Events waiting for the writer.", multiprocess_mode="livesum")
+WRITER_BATCH_EVENTS = Histogram(
+    "eventdock_writer_batch_events", "Events per write transaction.", buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+)
+WRITER_BATCH_REQUESTS = Histogram(
+    "eventdock_writer_batch_requests", "Requests per write transaction.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+)
+WRITER_COMMIT_SECONDS = Histogram(
+    "eventdock_writer_commit_seconds", "Duration of one write transaction.", buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1)
+)
+
+
+def observe_batch(requests: int, events: int, seconds: float) -> None:
+    WRITER_BATCH_REQUESTS.observe(requests)
+    WRITER_BATCH_EVENTS.observe(events)
+    WRITER_COMMIT_SECONDS.observe(seconds)
+
+
+def render() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)

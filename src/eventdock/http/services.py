@@ -1,0 +1,68 @@
+"""What a request handler can reach: one ``Services`` per process.
+
+Built by the app factory at start-up and kept on ``app.state.services``; the
+dialects read it through ``services(request)`` and authorise with
+``authorise``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from eventdock.config import Settings
+from eventdock.core.auth import Authenticator, Principal, token_from_authorization
+from eventdock.core.errors import NotFound
+from eventdock.core.pipeline import Pipeline
+from eventdock.core.ratelimit import RateLimiter
+from eventdock.store.database import Database
+from eventdock.store.tenancy import Tenancy
+from eventdock.store.writer import GroupCommitWriter
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    tenancy: Tenancy
+    authenticator: Authenticator
+    writer: GroupCommitWriter
+    pipeline: Pipeline
+    rate_limiter: RateLimiter
+    # Extension slots filled by feature modules at start-up (governance,
+    # live-event clock, live tail …), by name.
+    extras: dict[str, Any] = field(default_factory=dict)
+    _known_projects: dict[str, float] = field(default_factory=dict)
+
+    async def project_exists(self, project_id: str) -> bool:
+        """Projects are never deleted, so a hit is cached for good; misses are not."""
+        if project_id in self._known_projects:
+            return True
+        if await self.tenancy.project_exists(project_id):
+            self._known_projects[project_id] = time.monotonic()
+            return True
+        return False
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+async def authorise(request: Request, scope: str, project_id: str | None, *, token: str | None = None) -> Principal:
+    """Authenticate the caller and check ``scope`` on ``project_id``.
+
+    Order of answers: 401 (no or bad token), 403 (scope, or another
+    project), 404 (the project does not exist). ``token`` overrides the
+    Authorization header (the event-schema dialect's ``personal_api_key``).
+    """
+    svc = services(request)
+    if token is None:
+        token = token_from_authorization(request.headers.get("authorization"))
+    principal = await svc.authenticator.authenticate(token)
+    principal.require(scope, project_id)
+    if project_id is not None and not await svc.project_exists(project_id):
+        raise NotFound("Project not found.", resource="project")
+    return principal

@@ -1,0 +1,129 @@
+"""One ``Database`` for both back ends: engines, connection set-up, migrations.
+
+SQLite runs in WAL mode with ``synchronous=FULL``; transactions that write
+start with ``BEGIN IMMEDIATE`` so that two processes never deadlock on a
+lock upgrade. PostgreSQL uses asyncpg with synchronous commit (the default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+_json_encode = msgspec.json.Encoder().encode
+
+
+def _json_serializer(value: Any) -> str:
+    return _json_encode(value).decode()
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database URL {url!r}: use sqlite:///FILE or postgresql://user@host:port/db")
+        self.url = parsed
+        self.backend = backend
+        self.is_sqlite = backend == "sqlite"
+        kwargs: dict[str, Any] = {
+            "json_serializer": _json_serializer,
+            "json_deserializer": msgspec.json.decode,
+        }
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_size"] = pool_size
+            kwargs["max_overflow"] = pool_size
+            kwargs["pool_pre_ping"] = False
+        self.engine: AsyncEngine = create_async_engine(self._driver_url(async_=True), **kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine.sync_engine)
+
+    def _driver_url(self, *, async_: bool) -> URL:
+        if self.is_sqlite:
+            return self.url.set(drivername="sqlite+aiosqlite" if async_ else "sqlite")
+        return self.url.set(drivername="postgresql+asyncpg" if async_ else "postgresql+psycopg")
+
+    @property
+    def display_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    # -- connections -------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that commits on exit (``BEGIN IMMEDIATE`` on SQLite)."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(eventdock_write=True)
+            async with conn.begin():
+                yield conn
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    # -- migrations --------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (safe to call from many processes)."""
+        from alembic import command
+        from alembic.config import Config
+
+        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(self._driver_url(async_=False), poolclass=NullPool)
+        if self.is_sqlite:
+            _configure_sqlite(engine)
+        try:
+            with engine.connect() as conn:
+                if not self.is_sqlite:
+                    # Several servers starting at once: one migrates, the others wait.
+                    conn.execute(text("SELECT pg_advisory_lock(7146001)"))
+                    conn.commit()
+                cfg = Config()
+                cfg.set_main_option("script_location", str(MIGRATIONS))
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                conn.commit()
+                if not self.is_sqlite:
+                    conn.execute(text("SELECT pg_advisory_unlock(7146001)"))
+                    conn.commit()
+        finally:
+            engine.dispose()
+
+
+def _configure_sqlite(sync_engine: Any) -> None:
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("eventdock_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -1,0 +1,207 @@
+"""Event rows: the batched insert used by the writer, and the reads.
+
+The insert is the one place where the two back ends differ on purpose:
+SQLite takes an ``executemany`` of plain tuples (one prepared statement
+stepped per row, no Python per row beyond the tuple), PostgreSQL takes the
+whole batch as eight arrays in one ``INSERT … SELECT FROM unnest(…)``: one
+round trip and one statement, whatever the batch size.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from eventdock.core.events import Event, now_ms
+from eventdock.store.database import Database
+from eventdock.store.tables import event_definitions, events
+
+_SQLITE_INSERT = (
+    "INSERT INTO events (project_id, id, name, timestamp, received_at, source, profile_id, properties) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, id) DO NOTHING"
+)
+_PG_INSERT = (
+    "INSERT INTO events (project_id, id, name, timestamp, received_at, source, profile_id, properties) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[], $8::jsonb[]) "
+    "ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id"
+)
+
+_SQLITE_DEFINE = (
+    "INSERT INTO event_definitions (id, project_id, name, description, created_at, last_seen_at, volume, enforcement_mode) "
+    "VALUES (?, ?, ?, '', ?, NULL, 0, 'allow') ON CONFLICT (project_id, name) DO NOTHING"
+)
+_PG_DEFINE = (
+    "INSERT INTO event_definitions (id, project_id, name, description, created_at, last_seen_at, volume, enforcement_mode) "
+    "SELECT *, '', $4::int8, NULL::int8, 0::int8, 'allow' FROM unnest($1::text[], $2::text[], $3::text[]) "
+    "ON CONFLICT (project_id, name) DO NOTHING"
+)
+
+
+def unique_events(batch: Sequence[Event]) -> list[Event]:
+    """The batch without repeats of a (project, id) pair; the first one wins."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for e in batch:
+        key = (e.project_id, e.id)
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out
+
+
+async def without_stored(conn: AsyncConnection, batch: list[Event]) -> list[Event]:
+    """The events whose ids are not stored yet.
+
+    Only client-chosen ids can repeat; generated UUIDv7 ids are new by
+    construction, so the usual batch costs no lookup at all. Run inside the
+    writer's transaction (BEGIN IMMEDIATE on SQLite), so the answer holds
+    until commit on SQLite; on PostgreSQL ``insert_events`` re-checks.
+    """
+    candidates: dict[str, list[str]] = {}
+    for e in batch:
+        if e.client_id:
+            candidates.setdefault(e.project_id, []).append(e.id)
+    if not candidates:
+        return batch
+    stored: set[tuple[str, str]] = set()
+    for project_id, ids in candidates.items():
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = await conn.execute(select(events.c.id).where(events.c.project_id == project_id, events.c.id.in_(chunk)))
+            stored.update((project_id, r[0]) for r in rows)
+    if not stored:
+        return batch
+    return [e for e in batch if (e.project_id, e.id) not in stored]
+
+
+async def insert_events(conn: AsyncConnection, batch: Sequence[Event]) -> list[Event]:
+    """Insert, skipping ids already stored; returns the events really inserted."""
+    if conn.dialect.name == "sqlite":
+        rows = [
+            (e.project_id, e.id, e.name, e.timestamp_ms, e.received_at_ms, e.source, e.profile_id, e.properties_json.decode())
+            for e in batch
+        ]
+        await conn.exec_driver_sql(_SQLITE_INSERT, rows)
+        return list(batch)  # without_stored ran under the write lock
+    else:
+        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
+        for e in batch:
+            columns[0].append(e.project_id)
+            columns[1].append(e.id)
+            columns[2].append(e.name)
+            columns[3].append(e.timestamp_ms)
+            columns[4].append(e.received_at_ms)
+            columns[5].append(e.source)
+            columns[6].append(e.profile_id)
+            columns[7].append(e.properties_json.decode())
+        # Through SQLAlchemy's adapter, which opens the transaction lazily.
+        result = await conn.exec_driver_sql(_PG_INSERT, columns)
+        inserted = {(row[0], row[1]) for row in result}
+        if len(inserted) == len(batch):
+            return list(batch)
+        # Another process stored some of these ids since without_stored ran.
+        return [e for e in batch if (e.project_id, e.id) in inserted]
+
+
+async def define_events(conn: AsyncConnection, names: Sequence[tuple[str, str]]) -> None:
+    """Create the event definition of each (project, name) that has none yet."""
+    if not names:
+        return
+    created = now_ms()
+    if conn.dialect.name == "sqlite":
+        await conn.exec_driver_sql(_SQLITE_DEFINE, [(str(uuid.uuid4()), p, n, created) for p, n in names])
+    else:
+        await conn.exec_driver_sql(
+            _PG_DEFINE, ([str(uuid.uuid4()) for _ in names], [p for p, _ in names], [n for _, n in names], created)
+        )
+
+
+async def record_usage(db: Database, usage: dict[tuple[str, str], tuple[int, int]]) -> None:
+    """Add volume and advance last_seen_at for each (project, name): (count, latest ms)."""
+    if not usage:
+        return
+    async with db.write() as conn:
+        for (project_id, name), (count, latest) in sorted(usage.items()):
+            d = event_definitions.c
+            await conn.execute(
+                event_definitions.update()
+                .where(d.project_id == project_id, d.name == name)
+                .values(
+                    volume=d.volume + count,
+                    last_seen_at=_greatest(d.last_seen_at, latest),
+                )
+            )
+
+
+def _greatest(column: Any, value: int) -> Any:
+    from sqlalchemy import case
+
+    return case((column.is_(None), value), (column < value, value), else_=column)
+
+
+# -- reads -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: str
+    project_id: str
+    name: str
+    timestamp_ms: int
+    received_at_ms: int
+    source: str
+    profile_id: str | None
+    properties: dict[str, Any]
+
+
+_COLUMNS = (
+    events.c.id,
+    events.c.project_id,
+    events.c.name,
+    events.c.timestamp,
+    events.c.received_at,
+    events.c.source,
+    events.c.profile_id,
+    events.c.properties,
+)
+
+
+async def get_event(db: Database, project_id: str, event_id: str) -> StoredEvent | None:
+    async with db.read() as conn:
+        row = (await conn.execute(select(*_COLUMNS).where(events.c.project_id == project_id, events.c.id == event_id))).first()
+    return StoredEvent(*row) if row else None
+
+
+async def list_events(
+    db: Database,
+    project_id: str,
+    *,
+    name: str | None = None,
+    after_ms: int | None = None,
+    before_ms: int | None = None,
+    profile_id: str | None = None,
+    cursor: tuple[int, str] | None = None,
+    limit: int = 100,
+) -> list[StoredEvent]:
+    """Newest first, keyset-paged on (timestamp, id); ``cursor`` is the last row seen."""
+    c = events.c
+    query = select(*_COLUMNS).where(c.project_id == project_id)
+    if name is not None:
+        query = query.where(c.name == name)
+    if after_ms is not None:
+        query = query.where(c.timestamp >= after_ms)
+    if before_ms is not None:
+        query = query.where(c.timestamp < before_ms)
+    if profile_id is not None:
+        query = query.where(c.profile_id == profile_id)
+    if cursor is not None:
+        ts, last_id = cursor
+        query = query.where(or_(c.timestamp < ts, and_(c.timestamp == ts, c.id < last_id)))
+    query = query.order_by(c.timestamp.desc(), c.id.desc()).limit(limit)
+    async with db.read() as conn:
+        return [StoredEvent(*row) for row in await conn.execute(query)]

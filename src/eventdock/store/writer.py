@@ -1,0 +1,238 @@
+"""The group-commit writer (SPEC §3.2).
+
+Every request hands its events to ``GroupCommitWriter.submit`` and waits.
+One task per process takes whatever requests are queued — while a commit
+is in flight the next batch gathers by itself — and stores them in one
+transaction: identity resolution, the event rows, new event definitions and
+schema violations. Only after COMMIT returns are the requests' futures
+resolved, so a success status always means "durably stored".
+
+A request's events are never split across transactions. If a batch fails,
+each request in it is retried in a transaction of its own, so one request
+cannot fail its neighbours. The queue is bounded by events: past
+``max_queue_events`` a request is refused with ``Unavailable`` (503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from eventdock.config import WriterSettings
+from eventdock.core.errors import Unavailable
+from eventdock.core.events import Event
+from eventdock.store import events as event_rows
+from eventdock.store.database import Database
+
+log = logging.getLogger("eventdock.writer")
+
+# A step that runs inside the batch transaction before/after the rows are
+# written: identity resolution (fills Event.profile_id), quarantine records.
+# Steps see the events that are new (duplicates already dropped).
+TransactionStep = Callable[[AsyncConnection, list[Event], Sequence["Submission"]], Awaitable[None]]
+CommitListener = Callable[[Sequence[Event]], None]
+
+
+@dataclass
+class Submission:
+    """One request's share of a transaction."""
+
+    events: list[Event]
+    # Extra records written in the same transaction (e.g. schema violations);
+    # their meaning belongs to the step that writes them.
+    records: list[Any] = field(default_factory=list)
+    future: asyncio.Future[None] | None = None
+
+    @property
+    def size(self) -> int:
+        return max(1, len(self.events) + len(self.records))
+
+
+@dataclass
+class WriterStats:
+    transactions: int = 0
+    events: int = 0
+    last_batch_events: int = 0
+    last_batch_requests: int = 0
+
+
+class GroupCommitWriter:
+    def __init__(
+        self,
+        db: Database,
+        settings: WriterSettings,
+        *,
+        before_insert: Sequence[TransactionStep] = (),
+        after_insert: Sequence[TransactionStep] = (),
+        on_batch: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.before_insert = list(before_insert)
+        self.after_insert = list(after_insert)
+        self.listeners: list[CommitListener] = []
+        self._on_batch = on_batch
+        self._queue: deque[Submission] = deque()
+        self._queued = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._known_definitions: set[tuple[str, str]] = set()
+        # (project, name) -> (count, latest timestamp) since the last flush.
+        self.usage: dict[tuple[str, str], tuple[int, int]] = {}
+        self.stats = WriterStats()
+
+    @property
+    def queued_events(self) -> int:
+        return self._queued
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="eventdock-writer")
+
+    async def stop(self) -> None:
+        """Commit what is queued, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    # -- submitting ---------------------------------------------------------
+
+    async def submit(self, events: list[Event], records: list[Any] | None = None) -> None:
+        """Store ``events`` (and ``records``) durably; return after COMMIT."""
+        submission = Submission(events=events, records=records or [])
+        if self._closing:
+            raise Unavailable("The server is shutting down.")
+        # An oversized request alone in an empty queue is still taken: the
+        # bound is on what waits, not on what one request may carry.
+        if self._queued and self._queued + submission.size > self.settings.max_queue_events:
+            raise Unavailable("The write queue is full.", retry_after=1)
+        submission.future = asyncio.get_running_loop().create_future()
+        self._queue.append(submission)
+        self._queued += submission.size
+        self._wake.set()
+        await submission.future
+
+    # -- the writer task ----------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self.settings.max_wait_ms > 0 and len(self._queue) < self.settings.max_batch_requests:
+                await asyncio.sleep(self.settings.max_wait_ms / 1000)
+            batch = self._take()
+            await self._commit_batch(batch)
+
+    def _take(self) -> list[Submission]:
+        batch: list[Submission] = []
+        events = 0
+        limit_events = self.settings.max_batch_events
+        limit_requests = max(1, self.settings.max_batch_requests)
+        while self._queue and len(batch) < limit_requests:
+            nxt = self._queue[0]
+            if batch and events + nxt.size > limit_events:
+                break
+            self._queue.popleft()
+            batch.append(nxt)
+            events += nxt.size
+        self._queued -= events
+        return batch
+
+    async def _commit_batch(self, batch: list[Submission]) -> None:
+        started = time.perf_counter()
+        try:
+            stored = await self._transaction(batch)
+        except Exception as exc:  # noqa: BLE001 - isolate, then report per request
+            if len(batch) == 1:
+                log.exception("write transaction failed")
+                _settle(batch[0], exc)
+                return
+            log.warning("batch of %d requests failed (%s); retrying one by one", len(batch), exc)
+            for submission in batch:
+                await self._commit_batch([submission])
+            return
+        elapsed = time.perf_counter() - started
+        for e in stored:
+            e.stored = True
+        self._after_commit(stored)
+        self.stats.transactions += 1
+        self.stats.events += len(stored)
+        self.stats.last_batch_events = len(stored)
+        self.stats.last_batch_requests = len(batch)
+        if self._on_batch is not None:
+            self._on_batch(len(batch), len(stored), elapsed)
+        for submission in batch:
+            _settle(submission, None)
+        for listener in self.listeners:
+            try:
+                listener(stored)
+            except Exception:  # noqa: BLE001 - a listener never fails a write
+                log.exception("commit listener failed")
+
+    async def _transaction(self, batch: list[Submission]) -> list[Event]:
+        """One transaction for the batch; returns the events newly stored."""
+        events = event_rows.unique_events([e for s in batch for e in s.events])
+        stored: list[Event] = []
+        async with self.db.write() as conn:
+            if events:
+                events = await event_rows.without_stored(conn, events)
+            for step in self.before_insert:
+                await step(conn, events, batch)
+            if events:
+                stored = await event_rows.insert_events(conn, events)
+            new_names = sorted({(e.project_id, e.name) for e in stored} - self._known_definitions)
+            await event_rows.define_events(conn, new_names)
+            for step in self.after_insert:
+                await step(conn, stored, batch)
+        self._known_definitions.update(new_names)
+        return stored
+
+    def _after_commit(self, stored: list[Event]) -> None:
+        usage = self.usage
+        for e in stored:
+            key = (e.project_id, e.name)
+            count, latest = usage.get(key, (0, 0))
+            usage[key] = (count + 1, e.timestamp_ms if e.timestamp_ms > latest else latest)
+
+    def forget_definitions(self, project_id: str | None = None) -> None:
+        """Drop cached knowledge of which definitions exist (after a delete)."""
+        if project_id is None:
+            self._known_definitions.clear()
+        else:
+            self._known_definitions = {k for k in self._known_definitions if k[0] != project_id}
+
+    async def flush_usage(self) -> None:
+        usage, self.usage = self.usage, {}
+        try:
+            await event_rows.record_usage(self.db, usage)
+        except Exception:  # noqa: BLE001 - put it back and try again next time
+            for key, (count, latest) in usage.items():
+                c2, l2 = self.usage.get(key, (0, 0))
+                self.usage[key] = (count + c2, max(latest, l2))
+            raise
+
+
+def _settle(submission: Submission, exc: BaseException | None) -> None:
+    fut = submission.future
+    if fut is None or fut.done():  # the client went away; the write stands
+        return
+    if exc is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(exc)
