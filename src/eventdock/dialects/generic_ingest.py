@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from eventdock.core.errors import (
     EventdockError,
+    EventTooLarge,
     FieldError,
     InvalidInput,
     MalformedJSON,
@@ -195,6 +196,12 @@ async def ingest_events(request: Request) -> Response:
     errors: list[FieldError] = []
     drafts = [d for i, item in enumerate(items) if (d := to_draft(i, item, errors)) is not None]
     if errors:
+        # Name every bad path at once: the limit checks of the other events too.
+        try:
+            svc.pipeline.normalise(principal.project_id, drafts, SOURCE)
+        except EventTooLarge as exc:
+            errors.extend(exc.errors)
+        errors.sort(key=lambda e: e.path[0] if e.path and isinstance(e.path[0], int) else -1)
         raise InvalidInput(errors=errors)
     result = await svc.pipeline.ingest(principal.project_id, drafts, SOURCE)
     return Response(status_code=202, headers={"X-Eventdock-Quarantined": str(result.quarantined)})
