@@ -207,17 +207,18 @@ async def create_event(projectUuid: str, request: Request) -> Response:  # noqa:
         raise SchemaViolation("The event violates its schema and was quarantined.", errors=result.rejected[0])
     event = result.events[0]
     profile_id = event.profile_id
-    timestamp, received = event.timestamp_ms, event.received_at_ms
+    name, timestamp, received = event.name, event.timestamp_ms, event.received_at_ms
     if not event.stored:
         # An idempotent retry: answer with what was stored the first time.
         original = await event_store.get_event(svc.db, projectUuid, event.id)
         if original is not None:
-            profile_id, timestamp, received = original.profile_id, original.timestamp_ms, original.received_at_ms
+            profile_id, name = original.profile_id, original.name
+            timestamp, received = original.timestamp_ms, original.received_at_ms
     return _ok(
         {
             "id": event.id,
             "projectUuid": projectUuid,
-            "nameEvent": event.name,
+            "nameEvent": name,
             "profileId": profile_id,
             "timestamp": format_ms(timestamp),
             "receivedAt": format_ms(received),
