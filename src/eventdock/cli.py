@@ -122,10 +122,21 @@ def init(database: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @project_app.command("create")
-def project_create(name: str, database: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
+def project_create(
+    name: str,
+    rate_limit: Annotated[
+        int | None, typer.Option("--rate-limit", min=0, help="Ingest rate limit, events/s (0: none; default: the global setting).")
+    ] = None,
+    burst: Annotated[int | None, typer.Option("--burst", min=1, help="Token-bucket burst (default: the rate).")] = None,
+    database: DatabaseOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Create a project."""
-    project = with_tenancy(database_url(database), lambda t: t.create_project(name))
-    emit(project.as_public(), as_json, f"project {project.id} ({project.name})")
+    project = with_tenancy(
+        database_url(database), lambda t: t.create_project(name, rate_limit_per_second=rate_limit, rate_limit_burst=burst)
+    )
+    limited = rate_limit is not None or burst is not None
+    emit(project.as_public(limits=limited), as_json, f"project {project.id} ({project.name})")
 
 
 @project_app.command("list")

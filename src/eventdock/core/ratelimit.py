@@ -6,10 +6,14 @@ is split evenly between them (``share``). Off (rate 0) by default.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from eventdock.core.errors import RateLimited
+
+log = logging.getLogger("eventdock.ratelimit")
 
 
 @dataclass
@@ -26,12 +30,20 @@ class RateLimiter:
         self._buckets: dict[str, _Bucket] = {}
 
     def configure(self, project_id: str, rate: float | None, burst: float | None) -> None:
-        """Per-project setting; None falls back to the global one."""
-        if rate is None:
+        """Per-project setting; None falls back to the global one.
+
+        Setting what is already set keeps the bucket: the periodic refresh
+        must not hand a throttled project a fresh burst.
+        """
+        current = self.overrides.get(project_id)
+        if rate is None and burst is None:
             self.overrides.pop(project_id, None)
+        elif rate is None:
+            self.overrides[project_id] = (self.default[0], burst)  # type: ignore[assignment]
         else:
             self.overrides[project_id] = (rate, burst if burst is not None else rate)
-        self._buckets.pop(project_id, None)
+        if self.overrides.get(project_id) != current:
+            self._buckets.pop(project_id, None)
 
     def take(self, project_id: str, count: int) -> None:
         rate, burst = self.overrides.get(project_id, self.default)
@@ -52,3 +64,55 @@ class RateLimiter:
         # request of the burst's size would wait, so the client backs off.
         missing = min(count, burst) - bucket.tokens
         raise RateLimited(f"Ingest rate limit of {rate * self.share:g} events/s exceeded for this project.", retry_after=max(missing / rate, 0.001))
+
+
+# Per project: (events/s, burst), None where the global setting applies.
+ProjectLimits = tuple[float | None, float | None]
+LimitsLoader = Callable[[Sequence[str]], Awaitable[dict[str, ProjectLimits]]]
+
+
+class ProjectLimitsSync:
+    """Keeps a ``RateLimiter``'s per-project settings in step with the store.
+
+    Each worker process has its own limiter; the setting lives in the
+    database (``PATCH /api/projects/{id}``). A project's setting is loaded
+    the first time this process sees the project and again once it is older
+    than ``refresh_seconds``, so every worker applies a change within that
+    time without a query per request.
+    """
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        load: LimitsLoader,
+        *,
+        refresh_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limiter = limiter
+        self.load = load
+        self.refresh_seconds = refresh_seconds
+        self.clock = clock
+        self._loaded_at: dict[str, float] = {}
+
+    async def ensure(self, project_id: str) -> None:
+        now = self.clock()
+        loaded = self._loaded_at.get(project_id)
+        if loaded is not None and now - loaded < self.refresh_seconds:
+            return
+        # Claimed before the query, so concurrent requests load it once.
+        self._loaded_at[project_id] = now
+        try:
+            found = await self.load([project_id])
+        except Exception:  # noqa: BLE001 - keep the last known setting, retry later
+            log.warning("could not load the rate limit of project %s", project_id, exc_info=True)
+            if loaded is None:
+                self._loaded_at.pop(project_id, None)
+            return
+        rate, burst = found.get(project_id, (None, None))
+        self.limiter.configure(project_id, rate, burst)
+
+    def apply(self, project_id: str, rate: float | None, burst: float | None) -> None:
+        """A change made by this process: applied here at once."""
+        self.limiter.configure(project_id, rate, burst)
+        self._loaded_at[project_id] = self.clock()

@@ -17,7 +17,7 @@ from eventdock.config import Settings
 from eventdock.core.auth import Authenticator, Principal, token_from_authorization
 from eventdock.core.errors import NotFound
 from eventdock.core.pipeline import Pipeline
-from eventdock.core.ratelimit import RateLimiter
+from eventdock.core.ratelimit import ProjectLimitsSync, RateLimiter
 from eventdock.store.database import Database
 from eventdock.store.tenancy import Tenancy
 from eventdock.store.writer import GroupCommitWriter
@@ -36,6 +36,11 @@ class Services:
     # live-event clock, live tail …), by name.
     extras: dict[str, Any] = field(default_factory=dict)
     _known_projects: dict[str, float] = field(default_factory=dict)
+    # Per-project rate limits from the store, applied to ``rate_limiter``.
+    project_limits: ProjectLimitsSync = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.project_limits = ProjectLimitsSync(self.rate_limiter, self.tenancy.rate_limits)
 
     async def project_exists(self, project_id: str) -> bool:
         """Projects are never deleted, so a hit is cached for good; misses are not."""
@@ -65,4 +70,7 @@ async def authorise(request: Request, scope: str, project_id: str | None, *, tok
     principal.require(scope, project_id)
     if project_id is not None and not await svc.project_exists(project_id):
         raise NotFound("Project not found.", resource="project")
+    acting_on = project_id or principal.project_id
+    if acting_on is not None:
+        await svc.project_limits.ensure(acting_on)
     return principal

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +20,20 @@ class Project:
     id: str
     name: str
     created_at_ms: int
+    # Ingest rate limit of this project; None: the global setting applies.
+    rate_limit_per_second: int | None = None
+    rate_limit_burst: int | None = None
 
-    def as_public(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "created_at": format_ms(self.created_at_ms)}
+    def as_public(self, *, limits: bool = True) -> dict[str, Any]:
+        public: dict[str, Any] = {"id": self.id, "name": self.name, "created_at": format_ms(self.created_at_ms)}
+        if limits:
+            public["rate_limit_per_second"] = self.rate_limit_per_second
+            public["rate_limit_burst"] = self.rate_limit_burst
+        return public
+
+
+_PROJECT_COLUMNS = (projects.c.id, projects.c.name, projects.c.created_at, projects.c.rate_limit_per_second, projects.c.rate_limit_burst)
+_UNSET: Any = object()
 
 
 @dataclass(frozen=True)
@@ -40,20 +52,55 @@ class Tenancy:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create_project(self, name: str) -> Project:
-        project = Project(id=str(uuid.uuid4()), name=name, created_at_ms=now_ms())
+    async def create_project(self, name: str, *, rate_limit_per_second: int | None = None, rate_limit_burst: int | None = None) -> Project:
+        project = Project(
+            id=str(uuid.uuid4()),
+            name=name,
+            created_at_ms=now_ms(),
+            rate_limit_per_second=rate_limit_per_second,
+            rate_limit_burst=rate_limit_burst,
+        )
         async with self.db.write() as conn:
-            await conn.execute(insert(projects).values(id=project.id, name=name, created_at=project.created_at_ms))
+            await conn.execute(
+                insert(projects).values(
+                    id=project.id,
+                    name=name,
+                    created_at=project.created_at_ms,
+                    rate_limit_per_second=rate_limit_per_second,
+                    rate_limit_burst=rate_limit_burst,
+                )
+            )
         return project
+
+    async def update_project(
+        self, project_id: str, *, name: str = _UNSET, rate_limit_per_second: int | None = _UNSET, rate_limit_burst: int | None = _UNSET
+    ) -> Project | None:
+        """Change the given fields (None for a rate limit: back to the global one)."""
+        values = {
+            k: v
+            for k, v in (("name", name), ("rate_limit_per_second", rate_limit_per_second), ("rate_limit_burst", rate_limit_burst))
+            if v is not _UNSET
+        }
+        if values:
+            async with self.db.write() as conn:
+                await conn.execute(update(projects).where(projects.c.id == project_id).values(**values))
+        return await self.get_project(project_id)
+
+    async def rate_limits(self, project_ids: Sequence[str]) -> dict[str, tuple[float | None, float | None]]:
+        """(events/s, burst) of each existing project among ``project_ids``."""
+        c = projects.c
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(c.id, c.rate_limit_per_second, c.rate_limit_burst).where(c.id.in_(list(project_ids))))
+            return {r.id: (r.rate_limit_per_second, r.rate_limit_burst) for r in rows}
 
     async def list_projects(self) -> list[Project]:
         async with self.db.read() as conn:
-            rows = await conn.execute(select(projects.c.id, projects.c.name, projects.c.created_at).order_by(projects.c.created_at, projects.c.id))
+            rows = await conn.execute(select(*_PROJECT_COLUMNS).order_by(projects.c.created_at, projects.c.id))
             return [Project(*row) for row in rows]
 
     async def get_project(self, project_id: str) -> Project | None:
         async with self.db.read() as conn:
-            row = (await conn.execute(select(projects.c.id, projects.c.name, projects.c.created_at).where(projects.c.id == project_id))).first()
+            row = (await conn.execute(select(*_PROJECT_COLUMNS).where(projects.c.id == project_id))).first()
         return Project(*row) if row else None
 
     async def project_exists(self, project_id: str) -> bool:
@@ -61,7 +108,7 @@ class Tenancy:
 
     async def first_project(self) -> Project | None:
         async with self.db.read() as conn:
-            row = (await conn.execute(select(projects.c.id, projects.c.name, projects.c.created_at).order_by(projects.c.created_at).limit(1))).first()
+            row = (await conn.execute(select(*_PROJECT_COLUMNS).order_by(projects.c.created_at).limit(1))).first()
         return Project(*row) if row else None
 
     async def count_projects(self) -> int:
