@@ -32,7 +32,7 @@ from eventdock.core import live
 from eventdock.dialects import cdp, cdp_profiles, drf, event_schemas, generic_ingest, live_events, query
 from eventdock.http import admin, metrics, ops
 from eventdock.http.services import Services
-from eventdock.store import profiles, violations
+from eventdock.store import profiles, query_tail, violations
 from eventdock.store.database import Database
 from eventdock.store.tenancy import Tenancy
 from eventdock.store.writer import GroupCommitWriter
@@ -175,7 +175,7 @@ ROUTERS = [
     live_events.router,
     query.router,
 ]
-STARTUP_HOOKS: list[Callable[[Services], Any]] = [live.start_clock]
+STARTUP_HOOKS: list[Callable[[Services], Any]] = [live.start_clock, query_tail.start_live_tail]
 
 
 def create_app_from_env() -> FastAPI:
