@@ -1,0 +1,230 @@
+"""Limits (SPEC §3.6) and back-pressure (§3.2), through HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import sqlite3
+import time
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from asgi_lifespan import LifespanManager
+
+from eventdock.app import create_app
+from eventdock.config import Limits, WriterSettings
+from tests.conftest import Project, make_settings
+from tests.support.custom_app import custom_app
+
+INGEST = "/platform/ingest/v1/events"
+MiB = 1024 * 1024
+
+
+def cdp(project_id: str) -> str:
+    return f"/v1/projects/{project_id}/events"
+
+
+class Counting:
+    """A chunked body of ``total`` bytes, generated lazily; counts what was taken."""
+
+    def __init__(self, total: int, chunk: int = 64 * 1024, prefix: bytes = b'{"event.name": "big", "pad": "') -> None:
+        self.total, self.chunk, self.prefix = total, chunk, prefix
+        self.sent = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.sent += len(self.prefix)
+        yield self.prefix
+        block = b"x" * self.chunk
+        while self.sent < self.total:
+            self.sent += len(block)
+            yield block
+
+
+@pytest.mark.parametrize("dialect", ["ingest", "cdp"])
+async def test_huge_chunked_body_is_refused_after_about_the_limit(client: httpx.AsyncClient, project: Project, dialect: str) -> None:
+    body = Counting(1024 * MiB, prefix=b'{"nameEvent": "big", "attributes": {"pad": "' if dialect == "cdp" else b'{"event.name": "big", "pad": "')
+    path = INGEST if dialect == "ingest" else cdp(project.id)
+    r = await client.post(path, content=body, headers={**project.headers, "Content-Type": "application/json"})
+    assert r.status_code == 413, r.text
+    assert "content-length" not in r.request.headers
+    # Refused once the 10 MiB limit was crossed: not 1 GiB read, nor buffered.
+    assert 10 * MiB < body.sent <= 10 * MiB + 2 * body.chunk + len(body.prefix)
+
+
+async def test_lying_content_length_is_cut_at_the_limit(tmp_path: Path, backend: str) -> None:
+    async with custom_app(backend, tmp_path, limits=Limits(max_body_bytes=1000)) as c:
+        body = Counting(100_000, chunk=100)
+        r = await c.client.post(INGEST, content=body, headers={**c.project.headers, "Content-Type": "application/json"})
+        assert r.status_code == 413
+        assert body.sent <= 1200
+        r = await c.client.post(INGEST, json={"pad": "x" * 900}, headers=c.project.headers)
+        assert r.status_code == 202
+
+
+async def test_gzip_bomb_is_413_while_decompressing(client: httpx.AsyncClient, project: Project) -> None:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    bomb = compressor.compress(b'[{"pad": "') + compressor.compress(b"0" * (200 * MiB)) + compressor.flush()
+    assert len(bomb) < MiB
+    for path in (INGEST, cdp(project.id)):
+        r = await client.post(path, content=bomb, headers={**project.headers, "Content-Type": "application/json", "Content-Encoding": "gzip"})
+        assert r.status_code == 413, r.text
+
+
+async def test_gzip_within_the_limit_after_decompression(client: httpx.AsyncClient, project: Project) -> None:
+    body = gzip.compress(json.dumps([{"event.name": "zipped", "pad": "y" * (MiB // 2)}] * 12).encode())
+    assert len(body) < MiB
+    r = await client.post(INGEST, content=body, headers={**project.headers, "Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert r.status_code == 202, r.text
+
+
+@pytest.mark.parametrize("body", [b"not gzip at all", gzip.compress(b'{"a": 1}')[:-6], gzip.compress(b'{"a": 1}')[:10] + b"garbage!"])
+async def test_corrupt_gzip_is_400(client: httpx.AsyncClient, project: Project, body: bytes) -> None:
+    r = await client.post(INGEST, content=body, headers={**project.headers, "Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert r.status_code == 400, r.text
+    r = await client.post(cdp(project.id), content=body, headers={**project.headers, "Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert r.status_code == 400 and r.json()["error"]["code"] in ("VALIDATION_ERROR", "MALFORMED_JSON")
+
+
+async def test_unknown_content_encoding_is_415(client: httpx.AsyncClient, project: Project) -> None:
+    r = await client.post(INGEST, content=b"{}", headers={**project.headers, "Content-Type": "application/json", "Content-Encoding": "br"})
+    assert r.status_code == 415
+
+
+async def test_events_per_request(tmp_path: Path, backend: str) -> None:
+    async with custom_app(backend, tmp_path, limits=Limits(max_events_per_request=3)) as c:
+        assert (await c.client.post(INGEST, json=[{}] * 3, headers=c.project.headers)).status_code == 202
+        r = await c.client.post(INGEST, json=[{}] * 4, headers=c.project.headers)
+        assert r.status_code == 413 and r.json()["error"]["code"] == 413
+        ndjson = "\n".join("{}" for _ in range(4))
+        r = await c.client.post(INGEST, content=ndjson, headers={**c.project.headers, "Content-Type": "application/x-ndjson"})
+        assert r.status_code == 413
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"n": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("event", "ok"),
+    [
+        ({"pad": "x" * (MiB + 10)}, False),
+        ({"pad": "x" * (MiB - 1000)}, True),
+        ({f"k{i}": i for i in range(501)}, False),
+        ({f"k{i}": i for i in range(499)}, True),
+        ({"k" * 257: 1}, False),
+        ({"k" * 256: 1}, True),
+        ({"a": {"k" * 257: 1}}, False),
+        ({"deep": nested(7)}, True),  # the event object is level 1: 8 levels
+        ({"deep": nested(8)}, False),
+        ({"deep": [[[[[[[[1]]]]]]]]}, False),
+        ({"event.name": "n" * 200}, True),
+        ({"event.name": "n" * 201}, False),
+    ],
+)
+async def test_per_event_limits(client: httpx.AsyncClient, project: Project, event: dict[str, Any], ok: bool) -> None:
+    r = await client.post(INGEST, json=[{"event.name": "fine"}, event], headers=project.headers)
+    if ok:
+        assert r.status_code == 202, r.text
+    else:
+        assert r.status_code == 400, r.text
+        paths = [v["path"] for v in r.json()["error"]["details"]["constraintViolations"]]
+        assert paths and all(p.startswith("[1]") for p in paths)
+        listed = (await client.get(cdp(project.id), headers=project.headers)).json()["data"]["items"]
+        assert listed == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"nameEvent": "n" * 201}, "nameEvent"),
+        ({"nameEvent": "x", "attributes": {"k" * 257: "v"}}, "attributes"),
+        ({"nameEvent": "x", "attributes": {f"k{i}": "v" for i in range(501)}}, "attributes"),
+        ({"nameEvent": "x", "attributes": {"pad": "x" * (MiB + 1)}}, "attributes"),
+    ],
+)
+async def test_cdp_per_event_limits(client: httpx.AsyncClient, project: Project, body: dict[str, Any], field: str) -> None:
+    r = await client.post(cdp(project.id), json=body, headers=project.headers)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert any(fe["field"].startswith(field) for fe in error["fieldErrors"])
+
+
+async def test_global_rate_limit_429_with_retry_after(tmp_path: Path, backend: str) -> None:
+    async with custom_app(backend, tmp_path, rate_limit_per_second=1, rate_limit_burst=2) as c:
+        assert (await c.client.post(INGEST, json=[{}, {}], headers=c.project.headers)).status_code == 202
+        r = await c.client.post(INGEST, json={}, headers=c.project.headers)
+        assert r.status_code == 429 and r.headers["retry-after"] == "1"
+        assert r.json()["error"]["code"] == 429
+        r = await c.client.post(cdp(c.project.id), json={"nameEvent": "x"}, headers=c.project.headers)
+        assert r.status_code == 429 and r.json()["error"]["code"] == "RATE_LIMITED" and r.headers["retry-after"] == "1"
+        # Per project, 0 turns it off for that project only.
+        r = await c.client.patch(f"/api/projects/{c.project.id}", json={"rate_limit_per_second": 0}, headers=c.admin.headers)
+        assert r.status_code == 200
+        assert (await c.client.post(INGEST, json=[{}] * 50, headers=c.project.headers)).status_code == 202
+
+
+async def test_every_worker_picks_up_a_project_limit_within_the_refresh(tmp_path: Path, backend: str) -> None:
+    """Two app instances on one database stand for two worker processes."""
+    async with custom_app(backend, tmp_path) as a:
+        other = create_app(make_settings(a.database_url))
+        async with LifespanManager(other), httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://b") as b:
+            assert (await b.post(INGEST, json=[{}] * 5, headers=a.project.headers)).status_code == 202  # b has seen it
+            r = await a.client.patch(f"/api/projects/{a.project.id}", json={"rate_limit_per_second": 1, "rate_limit_burst": 1}, headers=a.admin.headers)
+            assert r.status_code == 200
+            assert (await a.client.post(INGEST, json=[{}] * 2, headers=a.project.headers)).status_code == 429  # at once where set
+            assert (await b.post(INGEST, json=[{}] * 2, headers=a.project.headers)).status_code == 202  # b: not yet
+            sync = other.state.services.project_limits
+            sync.clock = lambda: time.monotonic() + sync.refresh_seconds + 1
+            assert (await b.post(INGEST, json=[{}] * 2, headers=a.project.headers)).status_code == 429
+
+
+class WriteLock:
+    """Holds the database's write lock on the events table from outside the app."""
+
+    def __init__(self, database_url: str) -> None:
+        self.url = database_url
+
+    def __enter__(self) -> WriteLock:
+        if self.url.startswith("sqlite"):
+            self.conn: Any = sqlite3.connect(self.url.removeprefix("sqlite:///"), isolation_level=None)
+            self.conn.execute("BEGIN IMMEDIATE")
+        else:
+            self.conn = psycopg.connect(self.url)
+            self.conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.rollback() if not self.url.startswith("sqlite") else self.conn.execute("ROLLBACK")
+        self.conn.close()
+
+
+async def test_full_writer_queue_is_503_with_retry_after_and_nothing_accepted_is_lost(tmp_path: Path, backend: str) -> None:
+    async with custom_app(backend, tmp_path, writer=WriterSettings(max_queue_events=3, max_wait_ms=0)) as c:
+        writer = c.app.state.services.writer
+        with WriteLock(c.database_url):
+            waiting = [
+                asyncio.create_task(c.client.post(INGEST, json={"event.id": f"q{n}"}, headers=c.project.headers)) for n in range(4)
+            ]
+            # One is in the writer's (blocked) transaction, three wait in the queue.
+            for _ in range(500):
+                if writer.queued_events >= 3:
+                    break
+                await asyncio.sleep(0.01)
+            assert writer.queued_events == 3
+            r = await c.client.post(INGEST, json={"event.id": "refused"}, headers=c.project.headers)
+            assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1 and r.json()["error"]["code"] == 503
+            r = await c.client.post(cdp(c.project.id), json={"nameEvent": "refused"}, headers=c.project.headers)
+            assert r.status_code == 503 and r.json()["error"]["code"] == "UNAVAILABLE" and "retry-after" in r.headers
+        assert [t.status_code for t in await asyncio.gather(*waiting)] == [202] * 4
+        items = (await c.client.get(cdp(c.project.id), headers=c.project.headers)).json()["data"]["items"]
+        assert sorted(i["id"] for i in items) == ["q0", "q1", "q2", "q3"]
