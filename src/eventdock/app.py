@@ -32,7 +32,7 @@ from eventdock.core import live
 from eventdock.dialects import cdp, cdp_profiles, drf, event_schemas, generic_ingest, live_events, query
 from eventdock.http import admin, metrics, ops
 from eventdock.http.services import Services
-from eventdock.store import profiles, query_tail, violations
+from eventdock.store import profiles, query_tail, schemas, violations
 from eventdock.store.database import Database
 from eventdock.store.tenancy import Tenancy
 from eventdock.store.writer import GroupCommitWriter
@@ -66,7 +66,7 @@ def build_services(settings: Settings) -> Services:
         on_batch=metrics.observe_batch,
     )
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst, share=int(os.environ.get("EVENTDOCK_WORKERS", "1")))
-    pipeline = Pipeline(committer=writer, limits=settings.limits, rate_limiter=limiter, on_ingest=_count_ingest)
+    pipeline = Pipeline(committer=writer, limits=settings.limits, rate_limiter=limiter, governance=schemas.governance(db, writer), on_ingest=_count_ingest)
     return Services(
         settings=settings,
         db=db,
@@ -175,7 +175,7 @@ ROUTERS = [
     live_events.router,
     query.router,
 ]
-STARTUP_HOOKS: list[Callable[[Services], Any]] = [live.start_clock, query_tail.start_live_tail]
+STARTUP_HOOKS: list[Callable[[Services], Any]] = [live.start_clock, query_tail.start_live_tail, schemas.start_schema_poll]
 
 
 def create_app_from_env() -> FastAPI:

@@ -65,7 +65,10 @@ def render_error(exc: EventdockError) -> Response:
     headers = {}
     if isinstance(exc, (RateLimited, Unavailable)):
         headers["Retry-After"] = retry_after_header(exc.retry_after)
-    body = {"type": error_type, "code": code, "detail": detail, "attr": attr_name}
+    body: dict[str, Any] = {"type": error_type, "code": code, "detail": detail, "attr": attr_name}
+    if isinstance(exc, SchemaViolation):
+        # DRF names one problem; a schema violation lists every one.
+        body["errors"] = [{"attr": attr(e.path), "code": e.code, "detail": e.message} for e in exc.errors]
     return Response(_encode(body), status_code=exc.status, media_type="application/json", headers=headers)
 
 

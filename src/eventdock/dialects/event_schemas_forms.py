@@ -1,0 +1,282 @@
+"""Request bodies of the event-schema dialect, read and checked as DRF would.
+
+PostHog's API is Django REST Framework: a body may be JSON, form-encoded or
+multipart (the seed's own ``curl -d`` and ``requests.post(data=...)``
+examples send forms), and the token may also come as ``personal_api_key``
+in the body or the query string. Field errors are ``FieldError``s whose
+path DRF joins with ``__`` into ``attr``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import msgspec
+from starlette.datastructures import Headers
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
+
+from eventdock.core.auth import Principal, token_from_authorization
+from eventdock.core.errors import EventdockError, FieldError, InvalidInput, MalformedJSON, UnsupportedMediaType
+from eventdock.core.governance import PROPERTY_TYPES
+from eventdock.http.body import media_type, read_body
+from eventdock.http.services import authorise
+
+MAX_BODY = 1024 * 1024
+MAX_NAME = 400
+MAX_PROPERTY_NAME = 200
+MAX_ENUM = 1000
+ENFORCEMENT_MODES = ("allow", "reject")
+_TRUE = {"true", "True", "TRUE", "1", "on", "yes", "y", "t"}
+_FALSE = {"false", "False", "FALSE", "0", "off", "no", "n", "f", ""}
+# `a=b&c=d`: the seed's create curl sends such a body labelled application/json.
+_FORM_LIKE = re.compile(rb"^[\w.%\[\]-]+=[^&]*(&[\w.%\[\]-]+=[^&]*)*$")
+
+
+@dataclass
+class Body:
+    data: dict[str, Any]
+    problem: EventdockError | None = None
+
+
+async def _one_chunk(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+async def read_form(request: Request) -> Body:
+    """The request body as a dict, whatever DRF parser would have taken it."""
+    raw = await read_body(request, MAX_BODY)
+    if not raw.strip():
+        return Body({})
+    kind, _ = media_type(request)
+    if kind == "application/x-www-form-urlencoded":
+        return Body(_urlencoded(raw))
+    if kind == "multipart/form-data":
+        try:
+            form = await MultiPartParser(Headers(raw=request.headers.raw), _one_chunk(raw)).parse()
+        except MultiPartException as exc:
+            return Body({}, InvalidInput(f"Multipart form parse error - {exc.message}"))
+        return Body({k: v for k, v in form.multi_items() if isinstance(v, str)})
+    if kind in ("application/json", "") or kind.endswith("+json"):
+        try:
+            parsed = msgspec.json.decode(raw)
+        except msgspec.DecodeError as exc:
+            if _FORM_LIKE.match(raw.strip()):
+                return Body(_urlencoded(raw))
+            return Body({}, MalformedJSON(f"JSON parse error - {exc}"))
+        if not isinstance(parsed, dict):
+            return Body({}, InvalidInput(errors=[FieldError((), f"Invalid data. Expected a dictionary, but got {type(parsed).__name__}.", code="invalid")]))
+        return Body(parsed)
+    return Body({}, UnsupportedMediaType(f'Unsupported media type "{request.headers.get("content-type", "")}" in request.'))
+
+
+def _urlencoded(raw: bytes) -> dict[str, Any]:
+    return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+async def authorise_body(request: Request, scope: str, project_id: str, body: Body | None = None) -> Principal:
+    """Authorise with the header token, else ``personal_api_key`` (body, then query)."""
+    token = token_from_authorization(request.headers.get("authorization"))
+    if token is None and body is not None and isinstance(body.data.get("personal_api_key"), str):
+        token = body.data["personal_api_key"]
+    if token is None:
+        token = request.query_params.get("personal_api_key") or None
+    principal = await authorise(request, scope, project_id, token=token)
+    if body is not None and body.problem is not None:
+        raise body.problem
+    return principal
+
+
+def created_by(principal: Principal) -> dict[str, Any]:
+    """PostHog names a user; here the API key stands in (first_name = key name)."""
+    return {
+        "id": int(principal.key_id.replace("-", "")[:12], 16) if re.fullmatch(r"[0-9a-fA-F-]{12,}", principal.key_id) else 0,
+        "uuid": principal.key_id,
+        "distinct_id": principal.key_id,
+        "first_name": principal.name,
+        "last_name": "",
+        "email": "",
+    }
+
+
+# -- field readers (DRF semantics) ------------------------------------------
+
+
+def error(path: tuple[str | int, ...], message: str, code: str, value: Any = None) -> FieldError:
+    return FieldError(path, message, value, code=code)
+
+
+def maybe_json(value: Any) -> Any:
+    """Form fields carry structure as JSON text (``properties``, ``validation_rules``)."""
+    if isinstance(value, str):
+        try:
+            return msgspec.json.decode(value)
+        except msgspec.DecodeError:
+            return value
+    return value
+
+
+def text(data: dict[str, Any], key: str, path: tuple[str | int, ...], errors: list[FieldError], *, required: bool, max_length: int, blank: bool = False) -> str | None:
+    if key not in data:
+        if required:
+            errors.append(error((*path, key), "This field is required.", "required"))
+        return None
+    value = data[key]
+    if value is None:
+        if blank:
+            return ""
+        errors.append(error((*path, key), "This field may not be null.", "null"))
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        errors.append(error((*path, key), "Not a valid string.", "invalid", value))
+        return None
+    value = str(value).strip()
+    if not value and not blank:
+        errors.append(error((*path, key), "This field may not be blank.", "blank", value))
+        return None
+    if len(value) > max_length:
+        errors.append(error((*path, key), f"Ensure this field has no more than {max_length} characters.", "max_length", value))
+        return None
+    return value
+
+
+def boolean(data: dict[str, Any], key: str, path: tuple[str | int, ...], errors: list[FieldError], default: bool) -> bool:
+    value = data.get(key, default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (str, int)) and str(value) in _TRUE:
+        return True
+    if isinstance(value, (str, int)) and str(value) in _FALSE:
+        return False
+    errors.append(error((*path, key), "Must be a valid boolean.", "invalid", value))
+    return default
+
+
+def choice(data: dict[str, Any], key: str, choices: tuple[str, ...], path: tuple[str | int, ...], errors: list[FieldError], *, required: bool) -> str | None:
+    if key not in data:
+        if required:
+            errors.append(error((*path, key), "This field is required.", "required"))
+        return None
+    value = data[key]
+    if not isinstance(value, str) or value not in choices:
+        errors.append(error((*path, key), f'"{value}" is not a valid choice.', "invalid_choice", value))
+        return None
+    return value
+
+
+def pk(data: dict[str, Any], key: str, errors: list[FieldError], *, required: bool) -> str | None:
+    """A related object's id (the seed's curl leaves a trailing comma: ids never hold one)."""
+    if key not in data:
+        if required:
+            errors.append(error((key,), "This field is required.", "required"))
+        return None
+    value = data[key]
+    if value is None or (isinstance(value, str) and not value.strip()):
+        errors.append(error((key,), "This field may not be null.", "null"))
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        errors.append(error((key,), f"Incorrect type. Expected pk value, received {type(value).__name__}.", "incorrect_type", value))
+        return None
+    return str(value).strip().rstrip(",").strip()
+
+
+# -- validation_rules (SPEC §5) ---------------------------------------------
+
+_NUMERIC_KEYS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
+
+
+def _strings(value: Any) -> str | None:
+    if not isinstance(value, list) or not value:
+        return "must be a non-empty list of strings"
+    if len(value) > MAX_ENUM:
+        return f"must have at most {MAX_ENUM} values"
+    if not all(isinstance(v, str) for v in value):
+        return "must contain only strings"
+    return None
+
+
+def validation_rules(property_type: str, value: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """(normalised rules, None) or (None, why not)."""
+    value = maybe_json(value)
+    if value is None or value == {} or value == "":
+        return None, None
+    if not isinstance(value, dict):
+        return None, "validation_rules must be a JSON object."
+    if property_type == "String":
+        unknown = sorted(set(value) - {"enum", "not"})
+        if unknown:
+            return None, f"Unrecognized keys: {', '.join(unknown)}. String rules take 'enum' or 'not'."
+        if "enum" in value and "not" in value:
+            return None, "Use either 'enum' or 'not', not both."
+        if "enum" in value:
+            why = _strings(value["enum"])
+            return (None, f"'enum' {why}.") if why else ({"enum": value["enum"]}, None)
+        negated = value["not"]
+        if not isinstance(negated, dict) or set(negated) != {"enum"}:
+            extra = sorted(set(negated) - {"enum"}) if isinstance(negated, dict) else []
+            return None, f"Unrecognized keys: {', '.join(extra)}. 'not' takes only 'enum'." if extra else "'not' must be an object with an 'enum' list."
+        why = _strings(negated["enum"])
+        return (None, f"'not.enum' {why}.") if why else ({"not": {"enum": negated["enum"]}}, None)
+    if property_type == "Numeric":
+        unknown = sorted(set(value) - set(_NUMERIC_KEYS))
+        if unknown:
+            return None, f"Unrecognized keys: {', '.join(unknown)}. Numeric rules take {', '.join(_NUMERIC_KEYS)}."
+        for key, bound in value.items():
+            if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
+                return None, f"'{key}' must be a number."
+        if "minimum" in value and "exclusiveMinimum" in value:
+            return None, "Use either 'minimum' or 'exclusiveMinimum', not both."
+        if "maximum" in value and "exclusiveMaximum" in value:
+            return None, "Use either 'maximum' or 'exclusiveMaximum', not both."
+        low = value.get("minimum", value.get("exclusiveMinimum"))
+        high = value.get("maximum", value.get("exclusiveMaximum"))
+        if low is not None and high is not None and not low < high:
+            return None, "The lower bound must be less than the upper bound."
+        return dict(value), None
+    return None, f"validation_rules are not supported for {property_type} properties; use null."
+
+
+def properties(value: Any, errors: list[FieldError]) -> list[dict[str, Any]]:
+    """A property group's ``properties`` list, each checked; names unique."""
+    value = maybe_json(value)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        errors.append(error(("properties",), f'Expected a list of items but got type "{type(value).__name__}".', "not_a_list", value))
+        return []
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, item in enumerate(value):
+        path: tuple[str | int, ...] = ("properties", index)
+        if not isinstance(item, dict):
+            errors.append(error(path, "Invalid data. Expected a dictionary.", "invalid", item))
+            continue
+        before = len(errors)
+        name = text(item, "name", path, errors, required=True, max_length=MAX_PROPERTY_NAME)
+        kind = choice(item, "property_type", PROPERTY_TYPES, path, errors, required=True)
+        prop: dict[str, Any] = {
+            "id": str(item["id"]) if isinstance(item.get("id"), str) else None,
+            "name": name,
+            "property_type": kind,
+            "is_required": boolean(item, "is_required", path, errors, False),
+            "is_optional_in_types": boolean(item, "is_optional_in_types", path, errors, False),
+            "description": text(item, "description", path, errors, required=False, max_length=10_000, blank=True) or "",
+            "validation_rules": None,
+        }
+        if kind is not None:
+            rules, why = validation_rules(kind, item.get("validation_rules"))
+            if why:
+                errors.append(error((*path, "validation_rules"), why, "invalid_validation_rules", item.get("validation_rules")))
+            prop["validation_rules"] = rules
+        if name is not None:
+            if name in seen:
+                errors.append(error((*path, "name"), f"Duplicate property name '{name}' in this property group.", "unique", name))
+            seen.add(name)
+        if len(errors) == before:
+            out.append(prop)
+    return out
