@@ -37,6 +37,7 @@ class Server:
 
     def start(self, timeout: float = 30) -> Server:
         out = open(self.log_dir / f"server-{self.port}.log", "wb") if self.log_dir else subprocess.DEVNULL  # noqa: SIM115
+        self._log = out if self.log_dir else None
         self.process = subprocess.Popen(
             [sys.executable, "-m", "eventdock", "serve", "--port", str(self.port), "--workers", str(self.workers)],
             env=self.env,
@@ -70,6 +71,12 @@ class Server:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        # Close our ends too (pytest runs with ResourceWarning as an error).
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        if getattr(self, "_log", None) is not None:
+            self._log.close()  # type: ignore[union-attr]
+            self._log = None
         self.process = None
 
     def __enter__(self) -> Server:
