@@ -112,7 +112,7 @@ async def trend(db: Database, f: EventFilter, *, interval_ms: int, origin_ms: in
     c = events.c
     origin = literal(origin_ms, BigInteger)
     width = literal(interval_ms, BigInteger)
-    bucket = (c.timestamp - origin).op("/", return_type=BigInteger)(width).label("bucket")
+    bucket = (c.timestamp - origin).self_group().op("/", return_type=BigInteger)(width).label("bucket")
     inner = select(bucket).where(*f.clauses()).subquery()
     query = select(inner.c.bucket, func.count()).group_by(inner.c.bucket)
     async with db.read() as conn:
