@@ -1,0 +1,139 @@
+"""The benchmark harness (bench/): its baseline app, generators, store meter and a whole short run.
+
+The figures themselves are not asserted (they depend on the machine);
+what is checked is that each part measures what it claims: the bare app
+answers like eventdock, wrk's and the open-loop generator's counts match
+what the server saw, the store meter really writes its rows, and one short
+``python -m bench`` run against real servers yields every figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy import func, select
+
+from bench import bare, databases, openloop, profile, store_rate, workload, wrk
+from bench.servers import RssSampler, bare_server
+from eventdock.store.database import Database
+from eventdock.store.tables import events
+from tests.conftest import PG_URL
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed (script/bench installs it)")
+
+
+async def test_bare_app_reads_the_body_and_answers_like_eventdock() -> None:
+    transport = httpx.ASGITransport(app=bare.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bare") as client:
+        generic = await client.post(workload.GENERIC_PATH, content=b'[{"event.name":"x"}]' * 1000)
+        assert generic.status_code == 202 and generic.content == b""
+        cdp = await client.post("/v1/projects/p/events", json={"nameEvent": "x"})
+        assert cdp.status_code == 200 and cdp.json()["success"] is True
+        assert (await client.get("/readyz")).status_code == 200
+        assert (await client.get("/nowhere")).status_code == 404
+
+
+def test_wrk_result_is_read_from_the_done_hook_line() -> None:
+    line = (
+        'noise\nBENCHJSON {"requests":1000,"duration_us":2000000,"bytes":1,"connect_errors":0,"read_errors":1,'
+        '"write_errors":0,"status_errors":10,"timeouts":2,"p50_us":1500,"p90_us":2000,"p99_us":9000,"max_us":12000,'
+        '"mean_us":1600.5,"codes":{"202":990,"503":10}}\n'
+    )
+    result = wrk.parse(line)
+    assert result.ok == 990 and result.ok_per_s == 495
+    assert (result.p50_ms, result.p99_ms, result.socket_errors) == (1.5, 9.0, 3)
+    assert result.codes == {202: 990, 503: 10}
+    with pytest.raises(RuntimeError):
+        wrk.parse("wrk crashed")
+
+
+@needs_wrk
+def test_wrk_and_open_loop_drive_a_real_server(tmp_path: Path) -> None:
+    with bare_server(1, tmp_path) as server, RssSampler(server) as rss:
+        closed = wrk.run(server.url + workload.GENERIC_PATH, b'{"event.name":"x"}', token="t", duration_s=1, connections=4, count_codes=True)
+        assert closed.requests > 100 and closed.status_errors == 0 and closed.codes == {202: closed.requests}
+        result = asyncio.run(
+            openloop.run(server.url + "/v1/projects/p/events", b'{"nameEvent":"x"}', {"Content-Type": "application/json"},
+                         rate=200, duration_s=1, connections=4)
+        )  # fmt: skip
+        assert result.sent == result.completed == 200
+        assert result.codes == {200: 200} and result.errors == 0
+        # Fixed schedule: 200 requests spread over the second, not sent in a burst.
+        assert 0.9 < result.duration_s < 1.5
+        assert 0 < result.percentile(50) <= result.percentile(99)
+    assert 5 < rss.peak_worker_mb < 500
+
+
+def test_profile_folds_collapsed_stacks() -> None:
+    collapsed = (
+        "process 1;thread (0x1);main (<frozen runpy>:1);handler (eventdock/dialects/cdp.py:10);encode (msgspec/json.py:3) 30\n"
+        "process 1;thread (0x1);main (<frozen runpy>:1);handler (eventdock/dialects/cdp.py:10) 10\n"
+        "process 1;thread (0x2);_connection_worker_thread (/venv/lib/python3.11/site-packages/aiosqlite/core.py:50) 60\n"
+    )
+    samples, own, total = profile.fold(collapsed)
+    assert samples == 100
+    assert own[0] == ("_connection_worker_thread (aiosqlite/core.py)", 60)
+    assert ("handler (eventdock/dialects/cdp.py)", 40) in total
+    assert not any("runpy" in name for name, _ in total)
+
+
+def test_store_meter_inserts_ingest_shaped_rows(backend: str, tmp_path: Path) -> None:
+    with databases.fresh_database(backend, tmp_path, PG_URL) as url:
+        rate = asyncio.run(store_rate.measure(url, workload.batch_event(0), batch_size=50, duration_s=0.3, warmup_s=0.1))
+        assert rate.transactions > 0 and rate.events == 50 * rate.transactions and rate.events_per_s > 0
+
+        async def stored() -> tuple[int, str, Any]:
+            db = Database(url)
+            try:
+                async with db.read() as conn:
+                    count = (await conn.execute(select(func.count()).select_from(events))).scalar_one()
+                    row = (await conn.execute(select(events.c.source, events.c.properties).limit(1))).one()
+                    return int(count), row[0], row[1]
+            finally:
+                await db.dispose()
+
+        count, source, properties = asyncio.run(stored())
+        assert count >= rate.events  # warm-up batches are stored too
+        assert source == "ingest" and properties["order_id"] == "ORD-000000"
+    name = url.rsplit("/", 1)[1]
+    if backend == "postgresql":
+        with psycopg.connect(PG_URL) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,)).fetchone() == (0,)
+    else:
+        assert not Path(url.removeprefix("sqlite:///")).exists()
+
+
+@needs_wrk
+def test_a_short_run_prints_the_command_and_every_figure(backend: str) -> None:
+    argv = [
+        sys.executable, "-m", "bench", "--database", backend, "--pg-url", PG_URL, "--duration", "1", "--warmup", "0",
+        "--schema", "--connections", "8", "--batch-connections", "2", "--batch-size", "50",
+        "--overload-connections", "4", "--overload-size", "200", "--overload-duration", "1", "--json",
+    ]  # fmt: skip
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.startswith("$ python -m bench --database")
+    report = json.loads(done.stdout)
+    assert report["command"].startswith("python -m bench --database " + backend)
+    assert report["store"][backend]["events_per_s"] > 0
+    [config] = report["configs"]
+    phases = config["phases"]
+    for name in ("bare_cdp", "bare_generic", "cdp", "generic", "batch", "cdp_half", "generic_half", "overload"):
+        assert phases[name]["requests"] > 0, name
+    for name in ("bare_cdp", "bare_generic", "cdp", "generic", "batch", "cdp_half", "generic_half"):
+        assert phases[name]["errors"] == 0, (name, phases[name])
+    assert phases["batch"]["events_per_s"] == pytest.approx(phases["batch"]["requests_per_s"] * 50)
+    assert "batch_schema" in phases or any("schema API not available" in n for n in config["notes"])
+    assert 0 < config["ratios"]["cdp_vs_bare"] and 0 < config["ratios"]["generic_vs_bare"]
+    assert config["peak_rss_mb"] > 0
+    assert "eventdock benchmark" in done.stderr  # the table, on stderr with --json
