@@ -201,14 +201,23 @@ def merge_settings(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list
     return list(merged.values())
 
 
+def whole_second(ms: int) -> int:
+    """Times the server chooses (a start, a stop) are whole seconds, as the
+    seed's integer ``start_at``/``end_at`` are; the moment is at most 999 ms
+    early, so the event is already current (or past) when the request returns."""
+    return ms - ms % 1000
+
+
 def start(ev: LiveEvent, now: int) -> LiveEvent:
-    """The ``start`` action: a future manual event runs from now for its duration."""
+    """The ``start`` action: a future manual event runs from now (this
+    second) for its duration."""
     if ev.start_mode != "manual":
         raise TransitionRefused("can't start event with clock start mode")
     current = state(ev, now)
     if current != "future":
         raise TransitionRefused("can't start already finished event" if current == "past" else "can't start already started event")
-    return _settled(replace(ev, armed=True, start_at=now, end_at=now + ev.duration), now)
+    at = whole_second(now)
+    return _settled(replace(ev, armed=True, start_at=at, end_at=at + ev.duration), now)
 
 
 def stop(ev: LiveEvent, now: int) -> LiveEvent:
@@ -220,8 +229,9 @@ def stop(ev: LiveEvent, now: int) -> LiveEvent:
         raise TransitionRefused("can't stop already finished event")
     if current == "future":
         raise TransitionRefused("can't stop event that has not started")
-    ran = max(1, round((now - ev.start_at) / 1000)) * 1000
-    return _settled(replace(ev, end_at=now, duration=ran), now)
+    at = max(whole_second(now), ev.start_at)
+    ran = max(1, round((at - ev.start_at) / 1000)) * 1000
+    return _settled(replace(ev, end_at=at, duration=ran), now)
 
 
 def repeat_copy(ev: LiveEvent, now: int) -> LiveEvent:
@@ -337,11 +347,17 @@ class LiveClock:
         """Write what ``live_id`` owes now (after a start or stop action).
 
         If another process holds the lease, wait for it briefly: it may have
-        claimed before our change and left part of the work to us.
+        claimed before our change and left part of the work to us. A failure
+        (e.g. the write queue is full) is logged, not raised: the change is
+        committed and the clock writes what is owed at its next poll.
         """
         for _ in range(attempts):
-            async with self._lock:
-                written = await self._settle(project_id, live_id)
+            try:
+                async with self._lock:
+                    written = await self._settle(project_id, live_id)
+            except Exception:  # noqa: BLE001 - the clock retries; the caller's change stands
+                log.exception("live event %s: writing its transition failed; the clock will retry", live_id)
+                return 0
             if written >= 0:
                 return written
             await asyncio.sleep(0.05)
