@@ -188,5 +188,121 @@ def key_revoke(key_id: str, project: Annotated[str, typer.Option("--project")], 
         raise typer.Exit(1)
 
 
+@app.command("import")
+def import_events(
+    file: Annotated[str, typer.Argument(help="NDJSON file (or one JSON array) of generic events, or an `eventdock export`.")],
+    project: Annotated[str | None, typer.Option("--project", help="Project id (default: the only, or the first, project).")] = None,
+    database: DatabaseOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Events per pipeline batch.")] = 5000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import events through the ingest pipeline (source `import`; idempotent by event id)."""
+    from pathlib import Path
+
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    from eventdock.app import build_services
+    from eventdock.config import Settings
+    from eventdock.dialects.import_file import ImportFailed, import_file
+    from eventdock.store.query_tail import LiveTail
+
+    path = Path(file)
+    if not path.is_file():
+        err.print(f"[red]error:[/red] no such file: {file}")
+        raise typer.Exit(2)
+    settings = Settings.from_env(database_url=database_url(database))
+
+    async def run() -> Any:
+        svc = build_services(settings)
+        try:
+            await asyncio.to_thread(svc.db.migrate)
+            target = await svc.tenancy.get_project(project) if project else await svc.tenancy.first_project()
+            if target is None:
+                raise ImportFailed(f"no project {project}" if project else "the database has no project; run `eventdock init` first")
+            LiveTail(svc.db).attach(svc.writer)  # live-tail subscribers on PostgreSQL servers see imported events
+            svc.writer.start()
+            try:
+                with Progress(
+                    "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    TimeRemainingColumn(), console=err, transient=True,
+                ) as bar:
+                    task = bar.add_task(f"importing {path.name}", total=path.stat().st_size)
+                    report = await import_file(
+                        svc, target.id, path, batch_size=batch_size, progress=lambda done: bar.update(task, completed=done)
+                    )
+            finally:
+                await svc.writer.stop()
+                await svc.writer.flush_usage()
+            return target, report
+        finally:
+            await svc.db.dispose()
+
+    try:
+        target, report = asyncio.run(run())
+    except (ImportFailed, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    document = {"project_id": target.id, **report.as_public()}
+    emit(
+        document,
+        as_json,
+        f"imported {report.read} events into {target.id}: {report.stored} stored, {report.duplicates} already stored, "
+        f"{report.quarantined} quarantined in {report.seconds:.1f} s ({document['events_per_second']} events/s)",
+    )
+
+
+@app.command("export")
+def export_events(
+    project: Annotated[str, typer.Option("--project", help="Project id.")],
+    after: Annotated[str | None, typer.Option("--after", help="From this time (RFC 3339 or unix time), inclusive.")] = None,
+    before: Annotated[str | None, typer.Option("--before", help="Up to this time, exclusive.")] = None,
+    event: Annotated[str | None, typer.Option("--event", help="Only events of this name.")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Export stored events as NDJSON (oldest first, the listing shape), streamed."""
+    import msgspec
+
+    from eventdock.core.events import parse_time
+    from eventdock.store.query import EventFilter, iter_oldest_first, public
+
+    bounds = {}
+    for name, raw in (("after", after), ("before", before)):
+        if raw is not None:
+            bounds[name] = parse_time(raw)
+            if bounds[name] is None:
+                err.print(f"[red]error:[/red] --{name} must be an RFC 3339 date-time or a unix timestamp")
+                raise typer.Exit(2)
+    encode = msgspec.json.Encoder().encode
+
+    async def run() -> int:
+        db = Database(database_url(database))
+        try:
+            await asyncio.to_thread(db.migrate)
+            if not await Tenancy(db).project_exists(project):
+                raise ValueError(f"no project {project}")
+            f = EventFilter(project, name=event, after_ms=bounds.get("after"), before_ms=bounds.get("before"))
+            count = 0
+            sink = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115 - closed below
+            try:
+                async for rows in iter_oldest_first(db, f):
+                    sink.write(b"".join(encode(public(r)) + b"\n" for r in rows))
+                    count += len(rows)
+            finally:
+                sink.flush()
+                if output:
+                    sink.close()
+            return count
+        finally:
+            await db.dispose()
+
+    try:
+        count = asyncio.run(run())
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    err.print(f"exported {count} events" + (f" to {output}" if output else ""))
+
+
 def main() -> None:
     app()
