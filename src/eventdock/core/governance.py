@@ -24,12 +24,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from datetime import datetime
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from eventdock.core.errors import FieldError
-from eventdock.core.events import Event, parse_rfc3339_ms
+from eventdock.core.events import Event
 
 log = logging.getLogger("eventdock.governance")
 
@@ -110,33 +111,43 @@ def _is_string(value: Any) -> bool:
 
 def _as_number(value: Any) -> float | None:
     """The numeric value PostHog would coerce to, or None (booleans never)."""
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind is float or kind is int:
+        return value if -math.inf < value < math.inf else None
+    if kind is bool or not isinstance(value, (int, float, str)):
         return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
     if isinstance(value, str):
         try:
-            number = float(value.strip())
+            number = float(value)
         except ValueError:
             return None
         return number if math.isfinite(number) else None
-    return None
+    return float(value) if math.isfinite(value) else None
 
 
 def _is_numeric(value: Any) -> bool:
+    kind = type(value)
+    if kind is float or kind is int:
+        return -math.inf < value < math.inf
     return _as_number(value) is not None
 
 
 def _is_boolean(value: Any) -> bool:
-    return isinstance(value, bool) or value == "true" or value == "false"
+    return value is True or value is False or value == "true" or value == "false"
 
 
 def _is_datetime(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float)):
-        return math.isfinite(value)
-    return isinstance(value, str) and parse_rfc3339_ms(value) is not None
+    """Unix seconds, or an ISO-8601 / RFC 3339 date or date-time (``Z`` included)."""
+    kind = type(value)
+    if kind is str:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return False
+        return True
+    if kind is float or kind is int:
+        return -math.inf < value < math.inf
+    return False
 
 
 def _is_object(value: Any) -> bool:
@@ -190,29 +201,21 @@ def compile_rules(property_type: str, rules: dict[str, Any] | None) -> RuleCheck
             return check_not_enum
         return None
     if property_type == "Numeric":
-        bounds: list[tuple[Callable[[float], bool], str]] = []
-        if "minimum" in rules:
-            low = float(rules["minimum"])
-            bounds.append((lambda n, low=low: n >= low, f"must be greater than or equal to {rules['minimum']}"))
-        if "exclusiveMinimum" in rules:
-            xlow = float(rules["exclusiveMinimum"])
-            bounds.append((lambda n, xlow=xlow: n > xlow, f"must be greater than {rules['exclusiveMinimum']}"))
-        if "maximum" in rules:
-            high = float(rules["maximum"])
-            bounds.append((lambda n, high=high: n <= high, f"must be less than or equal to {rules['maximum']}"))
-        if "exclusiveMaximum" in rules:
-            xhigh = float(rules["exclusiveMaximum"])
-            bounds.append((lambda n, xhigh=xhigh: n < xhigh, f"must be less than {rules['exclusiveMaximum']}"))
-        if not bounds:
-            return None
+        low = rules.get("minimum", rules.get("exclusiveMinimum", -math.inf))
+        high = rules.get("maximum", rules.get("exclusiveMaximum", math.inf))
+        low_open, high_open = "exclusiveMinimum" in rules, "exclusiveMaximum" in rules
+        too_low = f"must be greater than {'' if low_open else 'or equal to '}{low}"
+        too_high = f"must be less than {'' if high_open else 'or equal to '}{high}"
 
         def check_bounds(value: Any) -> str | None:
-            number = _as_number(value)
+            kind = type(value)
+            number = value if kind is float or kind is int else _as_number(value)
             if number is None:
                 return "must be a number"
-            for ok, message in bounds:
-                if not ok(number):
-                    return message
+            if number < low or (low_open and number == low):
+                return too_low
+            if number > high or (high_open and number == high):
+                return too_high
             return None
 
         return check_bounds
@@ -243,6 +246,31 @@ def _property_check(name: str, required: bool, alternatives: list[_Alternative])
     def error(reason: str, value: Any, message: str) -> dict[str, Any]:
         return {"property": name, "reason": reason, "expected_types": expected, "actual_value": value, "message": message}
 
+    def type_error(value: Any) -> dict[str, Any]:
+        kind = type(value).__name__ if not isinstance(value, (dict, list)) else ("object" if isinstance(value, dict) else "array")
+        return error(TYPE_MISMATCH, value, f"{TYPE_MISMATCH}: property '{name}' must be {expected_text}, got {kind} {value!r}")
+
+    if len(alternatives) == 1:
+        # The usual case, without the loops: one type, maybe one rule.
+        type_ok, rule = alternatives[0].type_ok, alternatives[0].rule
+        check_type = required and not any_type
+
+        def check_one(properties: dict[str, Any]) -> dict[str, Any] | None:
+            value = properties.get(name)
+            if value is None:
+                if required:
+                    return error(MISSING_REQUIRED, None, f"{MISSING_REQUIRED}: required property '{name}' is missing or null")
+                return None
+            if check_type and not type_ok(value):
+                return type_error(value)
+            if rule is not None:
+                why = rule(value)
+                if why is not None:
+                    return error(RULE_VIOLATION, value, f"{RULE_VIOLATION}: property '{name}' {why}")
+            return None
+
+        return check_one
+
     def check(properties: dict[str, Any]) -> dict[str, Any] | None:
         value = properties.get(name)
         if value is None:
@@ -250,8 +278,7 @@ def _property_check(name: str, required: bool, alternatives: list[_Alternative])
                 return error(MISSING_REQUIRED, None, f"{MISSING_REQUIRED}: required property '{name}' is missing or null")
             return None
         if required and not any_type and not any(ok(value) for ok in typed):
-            kind = type(value).__name__ if not isinstance(value, (dict, list)) else ("object" if isinstance(value, dict) else "array")
-            return error(TYPE_MISMATCH, value, f"{TYPE_MISMATCH}: property '{name}' must be {expected_text}, got {kind} {value!r}")
+            return type_error(value)
         if has_rules:
             reasons = []
             for type_ok, rule in ruled:
