@@ -273,3 +273,8 @@ async def test_reads_need_events_read(client: httpx.AsyncClient, project: Projec
     profiles = await project.new_key(client, "profiles:read")
     wrapped_error(await client.get(url(project.id), headers=profiles.headers), 403, "FORBIDDEN")
     wrapped_error(await client.get(f"{url(project.id)}/x", headers=profiles.headers), 403, "FORBIDDEN")
+
+
+@pytest.mark.parametrize(("body", "field"), [({"nameEvent": "a\u0000"}, "nameEvent"), ({"nameEvent": "a", "attributes": {"k": "\u0000"}}, "attributes.k"), ({"nameEvent": "a", "email": "x\u0000"}, "email")])
+async def test_nul_characters_are_a_validation_error(client: httpx.AsyncClient, project: Project, body: dict[str, Any], field: str) -> None:
+    assert field in field_errors(await client.post(url(project.id), json=body, headers=project.headers))

@@ -355,3 +355,17 @@ async def test_event_definition_exists_once_acknowledged(client: httpx.AsyncClie
     finally:
         engine.dispose()
     assert [tuple(n) for n in names] == [("defined-now", "allow")]
+
+
+@pytest.mark.parametrize(
+    ("event", "path"),
+    [
+        ({"note": "a\u0000b"}, "[0].note"),
+        ({"nested": {"list": ["ok", "\u0000"]}}, "[0].nested.list[1]"),
+        ({"event.name": "bad\u0000name"}, "[0].event.name"),
+        ({"event.id": "id\u0000"}, "[0].event.id"),
+    ],
+)
+async def test_nul_characters_are_refused_on_every_backend(client: httpx.AsyncClient, project: Project, event: dict[str, Any], path: str) -> None:
+    # PostgreSQL can store U+0000 in neither text nor jsonb: a 400 naming it, not a 500.
+    assert path in violations(await client.post(URL, json=[event], headers=project.headers))

@@ -121,10 +121,33 @@ def _nesting_exceeds(value: Any, max_depth: int, max_key: int, path: tuple[str |
     return None
 
 
+def _nul_at(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    """Where a key or string holds U+0000 (PostgreSQL stores it in neither text nor jsonb)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return where
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                if "\x00" in key:
+                    return (*where, key.replace("\x00", "\\u0000")[:64])
+                stack.append((child, (*where, key)))
+        elif isinstance(node, list):
+            stack.extend((child, (*where, i)) for i, child in enumerate(node))
+    return None
+
+
+NUL_MESSAGE = "must not contain the NUL character (\\u0000)"
+
+
 def check_name(name: str, limits: Limits) -> str | None:
     """Why an event name is not acceptable, or None."""
     if not name.strip():
         return "must not be blank"
+    if "\x00" in name:
+        return NUL_MESSAGE
     if len(name) > limits.max_name_length:
         return f"must be at most {limits.max_name_length} characters"
     return None
@@ -158,6 +181,13 @@ def normalise(
         problem_at = _nesting_exceeds(props, limits.max_depth, limits.max_key_length, properties_path)
         if problem_at is not None:
             raise EventTooLarge(errors=[problem_at])
+    # msgspec writes U+0000 as the escape; an escaped backslash before "u0000" only costs a walk.
+    if b"\\u0000" in encoded:
+        nul_at = _nul_at(props, properties_path)
+        if nul_at is not None:
+            raise EventTooLarge(errors=[FieldError(nul_at, NUL_MESSAGE, code="invalid")])
+    if draft.id is not None and "\x00" in draft.id:
+        raise EventTooLarge(errors=[FieldError(properties_path, f"event id {NUL_MESSAGE}", code="invalid")])
     timestamp = draft.timestamp_ms
     if timestamp is None:
         timestamp = received_at_ms

@@ -26,7 +26,7 @@ from eventdock.core.errors import (
     UnsupportedMediaType,
     retry_after_header,
 )
-from eventdock.core.events import Draft, format_ms, now_ms, parse_time
+from eventdock.core.events import NUL_MESSAGE, Draft, format_ms, now_ms, parse_time
 from eventdock.core.paging import decode_cursor, encode_cursor
 from eventdock.http.body import media_type, read_body
 from eventdock.http.services import authorise, services
@@ -144,6 +144,9 @@ def to_draft(body: Any, idempotency_key: str | None) -> Draft:
             continue
         if not isinstance(value, str):
             errors.append(FieldError((field,), "must be a string", value))
+        elif "\x00" in value:
+            # Named here: in properties it would read as an attribute.
+            errors.append(FieldError((field,), NUL_MESSAGE, value))
         else:
             properties[field] = value
     if idempotency_key is not None and (not idempotency_key.strip() or len(idempotency_key) > MAX_ID_LENGTH):
