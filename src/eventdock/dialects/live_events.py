@@ -14,31 +14,21 @@ module parses, authorises, and renders.
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any
 
-import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from eventdock.core import live
 from eventdock.core.auth import Principal
-from eventdock.core.errors import (
-    EventdockError,
-    FieldError,
-    InvalidInput,
-    NotFound,
-    RateLimited,
-    SchemaViolation,
-    Unavailable,
-    UnsupportedMediaType,
-    retry_after_header,
-)
+from eventdock.core.errors import FieldError, InvalidInput, NotFound
 from eventdock.core.live import LiveEvent
 from eventdock.core.paging import decode_cursor, encode_cursor
 from eventdock.dialects import live_events_input as parse
 from eventdock.dialects import live_events_output as out
-from eventdock.http.body import media_type, read_body
+from eventdock.dialects import live_events_wire as wire
+from eventdock.dialects.live_events_wire import render_error
+from eventdock.http.body import read_body
 from eventdock.http.services import Services, authorise, services
 from eventdock.store.live_events import LiveEventStore
 
@@ -48,83 +38,7 @@ READ = "live_events:read"
 WRITE = "live_events:write"
 INCLUDES = ("stats", "project")
 SORTS = {"start_time": False, "-start_time": True}
-_encode = msgspec.json.Encoder().encode
-# Stable reason phrases (Python renamed 422 in 3.13).
-_TITLES = {422: "Unprocessable Entity", 413: "Payload Too Large"}
-
-
-# -- errors --------------------------------------------------------------------
-
-
-class NotAcceptable(EventdockError):
-    status = 406
-    code = "not_acceptable"
-    default_message = "Accept names the JSON:API media type only with parameters this server does not support."
-
-
-def _title(status: int) -> str:
-    if status in _TITLES:
-        return _TITLES[status]
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def _source(error: FieldError) -> dict[str, str]:
-    if error.code == "parameter":
-        return {"parameter": str(error.path[0])}
-    path = error.path if error.path and error.path[0] == "data" else ("data", "attributes", *error.path)
-    return {"pointer": "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path)}
-
-
-def render_error(exc: EventdockError) -> Response:
-    status = str(exc.status)
-    title = _title(exc.status)
-    field_errors = exc.errors if isinstance(exc, (InvalidInput, SchemaViolation)) else []
-    if field_errors:
-        errors = [{"status": status, "title": title, "detail": e.message, "source": _source(e)} for e in field_errors]
-    else:
-        errors = [{"status": status, "title": title, "detail": exc.message}]
-    headers = {}
-    if isinstance(exc, (RateLimited, Unavailable)):
-        headers["Retry-After"] = retry_after_header(exc.retry_after)
-    return Response(_encode({"errors": errors}), status_code=exc.status, media_type=out.MEDIA_TYPE, headers=headers)
-
-
-# -- content negotiation -----------------------------------------------------------
-
-
-def _check_content_type(request: Request) -> None:
-    """``application/vnd.api+json`` (only ext/profile parameters) or ``application/json``."""
-    if "content-type" not in request.headers:
-        return
-    kind, params = media_type(request)
-    if kind == out.MEDIA_TYPE:
-        extra = sorted(set(params) - {"ext", "profile"})
-        if extra:
-            raise UnsupportedMediaType(f"Media type parameter(s) {', '.join(extra)} are not supported; only ext and profile are.")
-    elif kind == "application/json":
-        if params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
-            raise UnsupportedMediaType("Only UTF-8 JSON is supported.")
-    else:
-        raise UnsupportedMediaType(f"Content type '{kind}' is not supported; use {out.MEDIA_TYPE}.")
-
-
-def _check_accept(request: Request) -> None:
-    """406 when Accept allows the JSON:API type only with foreign parameters."""
-    accept = request.headers.get("accept")
-    if not accept:
-        return
-    ranges = [part.strip() for part in accept.split(",") if part.strip()]
-    for item in ranges:
-        kind, *params = [p.strip() for p in item.split(";")]
-        kind = kind.lower()
-        names = {p.partition("=")[0].strip().lower() for p in params} - {"q", "ext", "profile"}
-        if kind in ("*/*", "application/*", "application/json") or (kind == out.MEDIA_TYPE and not names):
-            return
-    if any(item.split(";")[0].strip().lower() == out.MEDIA_TYPE for item in ranges):
-        raise NotAcceptable()
+__all__ = ["render_error", "router"]
 
 
 async def _document(request: Request, svc: Services) -> dict[str, Any]:
@@ -209,8 +123,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 )
 async def create_event(request: Request) -> Response:
     svc = services(request)
-    _check_accept(request)
-    _check_content_type(request)
+    wire.check_accept(request)
+    wire.check_content_type(request)
     await authorise(request, WRITE, None)
     data = await _document(request, svc)
     project_id = parse.project_id_of(data)
@@ -242,7 +156,7 @@ async def create_event(request: Request) -> Response:
 )
 async def get_event(event_id: str, request: Request) -> Response:
     svc = services(request)
-    _check_accept(request)
+    wire.check_accept(request)
     principal = await authorise(request, READ, None)
     names = _includes(request)
     ev = await _load(svc, principal, event_id, READ)
@@ -266,8 +180,8 @@ async def get_event(event_id: str, request: Request) -> Response:
 )
 async def update_event(event_id: str, request: Request) -> Response:
     svc = services(request)
-    _check_accept(request)
-    _check_content_type(request)
+    wire.check_accept(request)
+    wire.check_content_type(request)
     principal = await authorise(request, WRITE, None)
     ev = await _load(svc, principal, event_id, WRITE)
     data = await _document(request, svc)
@@ -318,7 +232,7 @@ async def update_event(event_id: str, request: Request) -> Response:
 )
 async def delete_event(event_id: str, request: Request) -> Response:
     svc = services(request)
-    _check_accept(request)
+    wire.check_accept(request)
     principal = await authorise(request, WRITE, None)
     ev = await _load(svc, principal, event_id, WRITE)
     if not await _store(svc).delete(event_id, ev.project_id):
@@ -335,7 +249,7 @@ async def delete_event(event_id: str, request: Request) -> Response:
 )
 async def list_elements(event_id: str, request: Request) -> Response:
     svc = services(request)
-    _check_accept(request)
+    wire.check_accept(request)
     principal = await authorise(request, READ, None)
     await _load(svc, principal, event_id, READ)
     return out.document({"data": [], "links": {"self": str(request.url)}, "meta": {"count": 0}})
@@ -373,7 +287,7 @@ def _states(request: Request) -> list[str] | None:
 )
 async def list_events(project_id: str, request: Request) -> Response:
     svc = services(request)
-    _check_accept(request)
+    wire.check_accept(request)
     await authorise(request, READ, project_id)
     sort = request.query_params.get("sort", "start_time")
     if sort not in SORTS:
