@@ -438,3 +438,15 @@ async def test_authentication_scopes_and_isolation(client: httpx.AsyncClient, pr
     one_error(await client.post("/api/v2/events", json=missing, headers=headers(admin)), 404)
     one_error(await client.get(f"/api/v2/events/{uuid.uuid4()}", headers=project.headers), 404)
     one_error(await client.get("/api/v2/nowhere", headers=project.headers), 404)
+
+
+async def test_nul_characters_are_named_not_a_500(client: httpx.AsyncClient, project: Project) -> None:
+    body = doc(project.id, name="a\x00b", start_mode="manual", start_at=1, duration=1)
+    err = one_error(await client.post("/api/v2/events", json=body, headers=headers(project)), 422)
+    assert err["source"] == {"pointer": "/data/attributes/name"}
+    body = doc(project.id, name="n", start_mode="manual", start_at=1, duration=1, settings=[{"key": "k", "values": {"en": "\x00"}}])
+    err = one_error(await client.post("/api/v2/events", json=body, headers=headers(project)), 422)
+    assert err["source"] == {"pointer": "/data/attributes/settings/0/values/en"}
+    one_error(await client.get("/api/v2/events/%00", headers=project.headers), 404)
+    one_error(await client.get("/api/v2/projects/%00/events", headers=project.headers), 403)
+    one_error(await client.get("/api/v2/projects/%00/events", headers=project.admin.headers), 404)
