@@ -11,6 +11,7 @@ import pytest
 
 from eventdock.core import live
 from eventdock.core.events import now_ms
+from eventdock.core.paging import encode_cursor
 from tests.conftest import Key, Project, create_project
 
 JSONAPI = "application/vnd.api+json"
@@ -392,6 +393,7 @@ async def test_bad_query_parameters_are_400(client: httpx.AsyncClient, project: 
         ({"page[count]": "ten"}, "page[count]"),
         ({"filter[state]": "live"}, "filter[state]"),
         ({"page[cursor]": "not-a-cursor"}, "page[cursor]"),
+        ({"page[cursor]": encode_cursor(10**30, "x")}, "page[cursor]"),
         ({"include": "owner"}, "include"),
     ):
         err = one_error(await client.get(url, params=params, headers=project.headers), 400)

@@ -305,6 +305,8 @@ async def list_events(project_id: str, request: Request) -> Response:
     if cursor:
         try:
             after = decode_cursor(cursor, "page[cursor]")
+            if not -(2**63) <= after[0] < 2**63 or "\x00" in after[1]:
+                raise InvalidInput()
         except InvalidInput:
             raise InvalidInput("page[cursor] is not a cursor this server gave.", errors=[FieldError(("page[cursor]",), "is invalid", cursor, code="parameter")]) from None
     now = live.engine(svc).now()
