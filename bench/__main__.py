@@ -77,8 +77,10 @@ def main(argv: list[str] | None = None) -> None:
     from bench import report, runner
 
     args = run_parser().parse_args(args_list)
-    err = Console(stderr=True)
-    out = err if args.json else Console()
+    # Wide enough for one column per configuration, also when piped to a file.
+    width = max(120, 44 + 26 * len(args.database) * len(args.workers) * len(args.group_commit))
+    err = Console(stderr=True, width=width)
+    out = err if args.json else Console(width=width)
     command = "python -m bench " + shlex.join(args_list)
     out.print(f"$ {command}", highlight=False, markup=False)
     opts = runner.Options(
