@@ -281,3 +281,12 @@ async def test_typescript_and_python_types(client: httpx.AsyncClient, project: P
     if done.returncode != 0 and b"error TS" not in done.stdout:
         pytest.skip(f"npx typescript@5 unavailable: {done.stderr[-300:]!r}")
     assert done.returncode == 0, done.stdout.decode()
+
+
+async def test_openapi_documents_each_route_once_with_its_slash(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    group = paths["/api/projects/{project_id}/schema_property_groups/{group_id}/"]
+    assert set(group) == {"get", "put", "patch", "delete"}
+    assert "/api/projects/{project_id}/schema_property_groups/{group_id}" not in paths
+    assert "post" in paths["/api/projects/{project_id}/violations/{violation_id}/replay/"]
+    assert "get" in paths["/api/projects/{project_id}/event_definitions/{definition_id}/typescript/"]

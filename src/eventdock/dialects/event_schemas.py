@@ -38,8 +38,9 @@ def route(path: str, methods: list[str], summary: str) -> Callable[[Callable[...
     """Register ``path/`` (documented) and ``path`` (hidden): the slash is optional."""
 
     def register(endpoint: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
-        router.add_api_route(BASE + path + "/", endpoint, methods=methods, summary=summary, response_class=Response)
-        router.add_api_route(BASE + path, endpoint, methods=methods, include_in_schema=False, response_class=Response)
+        for method in methods:  # one route per method: OpenAPI operation ids stay unique
+            router.add_api_route(BASE + path + "/", endpoint, methods=[method], summary=summary, response_class=Response)
+            router.add_api_route(BASE + path, endpoint, methods=[method], include_in_schema=False, response_class=Response)
         return endpoint
 
     return register
