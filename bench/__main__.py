@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     err = Console(stderr=True, width=width)
     out = err if args.json else Console(width=width)
     command = "python -m bench " + shlex.join(args_list)
-    out.print(f"$ {command}", highlight=False, markup=False)
+    out.print(f"$ {command}", highlight=False, markup=False, soft_wrap=True)
     opts = runner.Options(
         databases=args.database,
         workers=args.workers,
