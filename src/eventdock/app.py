@@ -30,7 +30,7 @@ from eventdock.core.pipeline import IngestResult, Pipeline
 from eventdock.core.ratelimit import RateLimiter
 from eventdock.core import live
 from eventdock.dialects import cdp, cdp_profiles, drf, event_schemas, generic_ingest, live_events, query
-from eventdock.http import admin, metrics, ops
+from eventdock.http import admin, fastlane, metrics, ops
 from eventdock.http.services import Services
 from eventdock.store import profiles, query_tail, schemas, violations
 from eventdock.store.database import Database
@@ -95,6 +95,18 @@ async def _every(seconds: float, job: Callable[[], Any], name: str) -> None:
             log.exception("background job %s failed", name)
 
 
+class EventdockApp(FastAPI):
+    """FastAPI, with the two hottest routes served by ``http.fastlane``."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            hit = fastlane.match(scope)
+            if hit is not None:
+                await fastlane.serve(self, scope, receive, send, hit)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     svc = build_services(settings)
@@ -118,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await svc.writer.flush_usage()
             await svc.db.dispose()
 
-    app = FastAPI(
+    app = EventdockApp(
         title="eventdock",
         version=__version__,
         description="Self-hosted event platform: CDP events, PostHog event schemas, Monterosa live events and OpenPipeline generic ingest.",
