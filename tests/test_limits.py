@@ -8,7 +8,7 @@ import json
 import sqlite3
 import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -216,15 +216,21 @@ async def test_full_writer_queue_is_503_with_retry_after_and_nothing_accepted_is
     async with custom_app(backend, tmp_path, writer=WriterSettings(max_queue_events=3, max_wait_ms=0)) as c:
         writer = c.app.state.services.writer
         with WriteLock(c.database_url):
-            waiting = [
-                asyncio.create_task(c.client.post(INGEST, json={"event.id": f"q{n}"}, headers=c.project.headers)) for n in range(4)
-            ]
+            def post(n: int) -> asyncio.Task[httpx.Response]:
+                return asyncio.create_task(c.client.post(INGEST, json={"event.id": f"q{n}"}, headers=c.project.headers))
+
+            async def until(condition: Callable[[], bool]) -> None:
+                for _ in range(1000):
+                    if condition():
+                        return
+                    await asyncio.sleep(0.01)
+                raise AssertionError("condition not reached in 10 s")
+
             # One is in the writer's (blocked) transaction, three wait in the queue.
-            for _ in range(500):
-                if writer.queued_events >= 3:
-                    break
-                await asyncio.sleep(0.01)
-            assert writer.queued_events == 3
+            waiting = [post(0)]
+            await until(lambda: writer.in_flight_events == 1)
+            waiting += [post(n) for n in range(1, 4)]
+            await until(lambda: writer.queued_events == 3)
             r = await c.client.post(INGEST, json={"event.id": "refused"}, headers=c.project.headers)
             assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1 and r.json()["error"]["code"] == 503
             r = await c.client.post(cdp(c.project.id), json={"nameEvent": "refused"}, headers=c.project.headers)

@@ -81,6 +81,7 @@ class GroupCommitWriter:
         self._on_batch = on_batch
         self._queue: deque[Submission] = deque()
         self._queued = 0
+        self._in_flight = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -91,7 +92,13 @@ class GroupCommitWriter:
 
     @property
     def queued_events(self) -> int:
+        """Events waiting for a transaction."""
         return self._queued
+
+    @property
+    def in_flight_events(self) -> int:
+        """Events in the transaction running now."""
+        return self._in_flight
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -137,7 +144,11 @@ class GroupCommitWriter:
             if self.settings.max_wait_ms > 0 and len(self._queue) < self.settings.max_batch_requests:
                 await asyncio.sleep(self.settings.max_wait_ms / 1000)
             batch = self._take()
-            await self._commit_batch(batch)
+            self._in_flight = sum(s.size for s in batch)
+            try:
+                await self._commit_batch(batch)
+            finally:
+                self._in_flight = 0
 
     def _take(self) -> list[Submission]:
         batch: list[Submission] = []
