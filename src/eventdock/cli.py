@@ -240,7 +240,7 @@ def import_events(
     try:
         target, report = asyncio.run(run())
     except (ImportFailed, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True, markup=True, highlight=False)
         raise typer.Exit(1) from None
     document = {"project_id": target.id, **report.as_public()}
     emit(

@@ -46,6 +46,12 @@ profile_identifiers = Table(
 )
 
 # Events of one profile, newest first (profile events, ?profile_id= listing).
+# Partial, so that it never serves the writer's id lookups (see migration 0004).
 events_profile_index = Index(
-    "ix_events_project_profile_time", events.c.project_id, events.c.profile_id, events.c.timestamp, events.c.id
+    "ix_events_project_profile_time",
+    events.c.project_id,
+    events.c.profile_id,
+    events.c.timestamp,
+    postgresql_where=events.c.profile_id.isnot(None),
+    sqlite_where=events.c.profile_id.isnot(None),
 )
