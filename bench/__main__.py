@@ -64,6 +64,13 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-open-loop", action="store_true", help="skip the fixed-rate p99 phases")
     p.add_argument("--no-overload", action="store_true", help="skip the overload phase")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout (table on stderr)")
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an EVENTDOCK_* setting for the eventdock server, e.g. EVENTDOCK_WRITER_MAX_WAIT_MS=0 (repeatable)",
+    )
     return p
 
 
@@ -98,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         schema=args.schema,
         pg_url=args.pg_url,
         open_loop=not args.no_open_loop,
+        server_env=dict(item.split("=", 1) for item in args.server_env),
         overload=not args.no_overload,
     )
     result = runner.run(opts, command, lambda line: err.print(line, style="dim", highlight=False, markup=False))

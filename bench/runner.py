@@ -53,6 +53,8 @@ class Options:
     pg_url: str = databases.DEFAULT_PG_URL
     open_loop: bool = True
     overload: bool = True
+    # Extra EVENTDOCK_* settings for the eventdock server (tuning experiments).
+    server_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -166,7 +168,9 @@ def run_config(config: Config, opts: Options, bodies: workload.Bodies, work_dir:
         phases["bare_cdp"] = _wrk_phase("bare_cdp", bare, workload.cdp_path(fake_project), bodies.cdp_single, "bench", opts, connections=opts.connections)
         phases["bare_generic"] = _wrk_phase("bare_generic", bare, workload.GENERIC_PATH, bodies.generic_single, "bench", opts, connections=opts.connections)
     # 2. eventdock on a fresh database.
-    env = {} if config.group_commit else {"EVENTDOCK_WRITER_MAX_BATCH_REQUESTS": "1"}
+    env = dict(opts.server_env)
+    if not config.group_commit:
+        env["EVENTDOCK_WRITER_MAX_BATCH_REQUESTS"] = "1"
     with databases.fresh_database(config.database, work_dir, opts.pg_url) as url:
         admin = databases.admin_token(url)
         with eventdock_server(url, config.workers, work_dir, env) as server:

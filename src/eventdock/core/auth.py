@@ -7,6 +7,7 @@ nothing and would cost every request.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -106,7 +107,10 @@ class Authenticator:
 
     The cache bounds how long a revoked key keeps working (``ttl``); unknown
     tokens are cached too, so a flood of bad tokens costs one lookup each
-    per ``ttl``, and the cache is bounded in size.
+    per ``ttl``, and the cache is bounded in size. Concurrent misses for one
+    token share a single lookup: when an entry expires under load, the
+    hundreds of requests in flight with that token must not each go to the
+    database.
     """
 
     def __init__(self, lookup: KeyLookup, *, ttl: float = 2.0, max_entries: int = 10_000) -> None:
@@ -114,34 +118,59 @@ class Authenticator:
         self._ttl = ttl
         self._max = max_entries
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._pending: dict[str, asyncio.Future[Principal | None]] = {}
+        # Bumped by forget(): a lookup that started before it must not cache.
+        self._generation = 0
 
     async def authenticate(self, token: str | None) -> Principal:
         if not token:
             raise AuthenticationFailed(provided=False)
         digest = hash_token(token)
-        now = time.monotonic()
         hit = self._cache.get(digest)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             principal = hit[1]
         else:
-            record = await self._lookup(digest)
-            principal = None
-            if record is not None and not record.revoked:
-                principal = Principal(
-                    key_id=record.id,
-                    project_id=record.project_id,
-                    name=record.name,
-                    scopes=frozenset(canonical_scope(s) for s in record.scopes),
-                )
-            if len(self._cache) >= self._max:
-                self._cache.clear()
-            self._cache[digest] = (now + self._ttl, principal)
+            principal = await self._look_up(digest)
         if principal is None:
             raise AuthenticationFailed("Invalid or revoked API key.")
         return principal
 
+    async def _look_up(self, digest: str) -> Principal | None:
+        # The lookup runs as its own task so that a waiter going away (a
+        # client disconnecting) never cancels it for the others.
+        task = self._pending.get(digest)
+        if task is None:
+            task = self._pending[digest] = asyncio.ensure_future(self._fetch(digest))
+            task.add_done_callback(lambda done: self._settled(digest, done))
+        return await asyncio.shield(task)
+
+    def _settled(self, digest: str, task: asyncio.Future[Principal | None]) -> None:
+        self._pending.pop(digest, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here, so an error nobody awaited is not logged as lost
+
+    async def _fetch(self, digest: str) -> Principal | None:
+        generation = self._generation
+        record = await self._lookup(digest)
+        principal = None
+        if record is not None and not record.revoked:
+            principal = Principal(
+                key_id=record.id,
+                project_id=record.project_id,
+                name=record.name,
+                scopes=frozenset(canonical_scope(s) for s in record.scopes),
+            )
+        if generation == self._generation:
+            if len(self._cache) >= self._max:
+                self._cache.clear()
+            self._cache[digest] = (time.monotonic() + self._ttl, principal)
+        return principal
+
     def forget(self) -> None:
+        """Drop every cached key (after a revocation in this process)."""
+        self._generation += 1
         self._cache.clear()
+        self._pending.clear()
 
 
 def token_from_authorization(header: str | None) -> str | None:

@@ -74,6 +74,16 @@ class Database:
             async with conn.begin():
                 yield conn
 
+    async def connect_writer(self) -> AsyncConnection:
+        """A long-lived connection for the group-commit writer.
+
+        Each batch runs ``async with conn.begin()`` on it (BEGIN IMMEDIATE on
+        SQLite): no pool checkout, and no reset-on-return ROLLBACK, per batch.
+        """
+        conn = await self.engine.connect()
+        await conn.execution_options(eventdock_write=True)
+        return conn
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

@@ -43,6 +43,8 @@ class AlreadyReplayed(Conflict):
 
 async def record_violations(conn: AsyncConnection, events: list[Event], batch: Sequence[Any]) -> None:
     """Writer step: store each submission's violation records and replay claims."""
+    if not any(submission.records for submission in batch):
+        return  # the usual batch: nothing to record, no per-event work
     stored = {id(e) for e in events}
     rows: list[dict[str, Any]] = []
     for submission in batch:

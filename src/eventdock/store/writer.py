@@ -85,6 +85,7 @@ class GroupCommitWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._conn: AsyncConnection | None = None
         self._known_definitions: set[tuple[str, str]] = set()
         # (project, name) -> (count, latest timestamp) since the last flush.
         self.usage: dict[tuple[str, str], tuple[int, int]] = {}
@@ -113,6 +114,21 @@ class GroupCommitWriter:
         if self._task is not None:
             await self._task
             self._task = None
+        await self._drop_connection()
+
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = await self.db.connect_writer()
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        """Close the writer's connection; the next batch opens a fresh one."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:  # noqa: BLE001 - a broken connection may not close cleanly
+                log.debug("closing the writer connection failed", exc_info=True)
 
     # -- submitting ---------------------------------------------------------
 
@@ -200,17 +216,23 @@ class GroupCommitWriter:
         """One transaction for the batch; returns the events newly stored."""
         events = event_rows.unique_events([e for s in batch for e in s.events])
         stored: list[Event] = []
-        async with self.db.write() as conn:
-            if events:
-                events = await event_rows.without_stored(conn, events)
-            for step in self.before_insert:
-                await step(conn, events, batch)
-            if events:
-                stored = await event_rows.insert_events(conn, events)
-            new_names = sorted({(e.project_id, e.name) for e in stored} - self._known_definitions)
-            await event_rows.define_events(conn, new_names)
-            for step in self.after_insert:
-                await step(conn, stored, batch)
+        conn = await self._connection()
+        try:
+            async with conn.begin():
+                if events:
+                    events = await event_rows.without_stored(conn, events)
+                for step in self.before_insert:
+                    await step(conn, events, batch)
+                if events:
+                    stored = await event_rows.insert_events(conn, events)
+                new_names = sorted({(e.project_id, e.name) for e in stored} - self._known_definitions)
+                await event_rows.define_events(conn, new_names)
+                for step in self.after_insert:
+                    await step(conn, stored, batch)
+        except BaseException:
+            # Whatever failed, start the next batch on a fresh connection.
+            await self._drop_connection()
+            raise
         self._known_definitions.update(new_names)
         return stored
 
