@@ -31,14 +31,16 @@ class WriterSettings:
     """The group-commit writer (SPEC §3.2)."""
 
     # Most events one transaction holds; a request is never split.
-    max_batch_events: int = 20_000
+    max_batch_events: int = 10_000
     # How long the writer waits for more requests once it has one (ms).
     # 0 means: take what is queued now, the commit itself is the window.
     max_wait_ms: float = 2.0
     # Most requests one transaction holds; 1 turns group commit off (bench).
     max_batch_requests: int = 10_000
     # Events queued and not yet committed, beyond which requests get 503.
-    max_queue_events: int = 200_000
+    # A parsed event costs ~1-2 kB (dict, Event, JSON, insert row), so this
+    # and max_batch_events keep a worker's queue + transaction under ~60 MB.
+    max_queue_events: int = 20_000
 
 
 @dataclass(frozen=True)

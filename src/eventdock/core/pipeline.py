@@ -26,6 +26,8 @@ from eventdock.core.ratelimit import RateLimiter
 class Committer(Protocol):
     async def submit(self, events: list[Event], records: list[Any] | None = None) -> None: ...
 
+    def ensure_room(self) -> None: ...
+
 
 @dataclass
 class IngestResult:
@@ -59,6 +61,14 @@ class Pipeline:
         self.governance = governance or Governance()
         self.on_ingest = on_ingest
         self.clock = clock
+
+    def ensure_room(self) -> None:
+        """Refuse (503) before a request is read and parsed if the writer's queue is full.
+
+        Under overload this keeps memory bounded by the queue, not by what
+        every waiting client sends, and makes the refusal cheap.
+        """
+        self.committer.ensure_room()
 
     def normalise(self, project_id: str, drafts: list[Draft], source: str) -> tuple[list[Event], int]:
         """Normalise all drafts; one error per bad event, all or none."""

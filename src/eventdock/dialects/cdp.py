@@ -199,6 +199,7 @@ async def create_event(projectUuid: str, request: Request) -> Response:  # noqa:
     kind, params = media_type(request)
     if kind != "application/json" or params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
         raise UnsupportedMediaType(f"Content type '{request.headers.get('content-type', '')}' not supported; use application/json.")
+    svc.pipeline.ensure_room()
     body = await read_body(request, svc.settings.limits.max_body_bytes)
     try:
         parsed = _decode(body)

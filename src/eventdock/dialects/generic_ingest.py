@@ -189,6 +189,7 @@ async def ingest_events(request: Request) -> Response:
     kind, params = media_type(request)
     if kind not in ("application/json", "application/x-ndjson") or params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
         raise UnsupportedMediaType("Use Content-Type application/json (or application/x-ndjson) with UTF-8.")
+    svc.pipeline.ensure_room()
     body = await read_body(request, svc.settings.limits.max_body_bytes)
     items = _parse_body(body, ndjson=kind == "application/x-ndjson")
     if len(items) > svc.settings.limits.max_events_per_request:

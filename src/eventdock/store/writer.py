@@ -132,6 +132,13 @@ class GroupCommitWriter:
 
     # -- submitting ---------------------------------------------------------
 
+    def ensure_room(self) -> None:
+        """Raise ``Unavailable`` when the queue is full (checked before parsing a request)."""
+        if self._closing:
+            raise Unavailable("The server is shutting down.")
+        if self._queued >= self.settings.max_queue_events:
+            raise Unavailable("The write queue is full.", retry_after=1)
+
     async def submit(self, events: list[Event], records: list[Any] | None = None) -> None:
         """Store ``events`` (and ``records``) durably; return after COMMIT."""
         submission = Submission(events=events, records=records or [])
