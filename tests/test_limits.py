@@ -235,6 +235,9 @@ async def test_full_writer_queue_is_503_with_retry_after_and_nothing_accepted_is
             assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1 and r.json()["error"]["code"] == 503
             r = await c.client.post(cdp(c.project.id), json={"nameEvent": "refused"}, headers=c.project.headers)
             assert r.status_code == 503 and r.json()["error"]["code"] == "UNAVAILABLE" and "retry-after" in r.headers
+            # Refused before the body is read or parsed: even a malformed one gets 503, not 400.
+            r = await c.client.post(INGEST, content=b"{not json", headers={**c.project.headers, "Content-Type": "application/json"})
+            assert r.status_code == 503
         assert [t.status_code for t in await asyncio.gather(*waiting)] == [202] * 4
         items = (await c.client.get(cdp(c.project.id), headers=c.project.headers)).json()["data"]["items"]
         assert sorted(i["id"] for i in items) == ["q0", "q1", "q2", "q3"]
