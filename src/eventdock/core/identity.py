@@ -37,6 +37,10 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "visitor_uuid": ("uuidVisitor", "visitor_uuid"),
     "fingerprint": ("fingerprint",),
 }
+# Every property name that can carry an identifier: most events have none,
+# and one set test in C tells so without looking at each name.
+_IDENTIFIER_NAMES = frozenset(name for names in SOURCES.values() for name in names)
+
 # The wire name of each kind in the CDP profile shape and query string.
 WIRE_NAMES = {
     "customer_uuid": "customerUUID",
@@ -102,10 +106,13 @@ class Identity:
 
 def identity_of(properties: dict[str, Any]) -> Identity | None:
     """The identifiers and traits in an event's properties; None when it has no identifiers."""
+    if properties.keys().isdisjoint(_IDENTIFIER_NAMES):
+        return None
     identifiers: list[tuple[str, str]] = []
     for kind in KINDS:
         for name in SOURCES[kind]:
-            value = normalise(kind, properties.get(name))
+            raw = properties.get(name)
+            value = None if raw is None else normalise(kind, raw)
             if value is not None:
                 identifiers.append((kind, value))
                 break

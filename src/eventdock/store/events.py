@@ -31,6 +31,8 @@ _PG_INSERT = (
     "ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id"
 )
 
+_PG_STORED = "SELECT id FROM events WHERE project_id = $1 AND id = ANY($2::text[])"
+
 _SQLITE_DEFINE = (
     "INSERT INTO event_definitions (id, project_id, name, description, created_at, last_seen_at, volume, enforcement_mode) "
     "VALUES (?, ?, ?, '', ?, NULL, 0, 'allow') ON CONFLICT (project_id, name) DO NOTHING"
@@ -70,6 +72,12 @@ async def without_stored(conn: AsyncConnection, batch: list[Event]) -> list[Even
         return batch
     stored: set[tuple[str, str]] = set()
     for project_id, ids in candidates.items():
+        if conn.dialect.name == "postgresql":
+            # One array parameter: one prepared statement whatever the batch
+            # size, planned as primary-key probes (project_id, id).
+            rows = await conn.exec_driver_sql(_PG_STORED, (project_id, ids))
+            stored.update((project_id, r[0]) for r in rows)
+            continue
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             rows = await conn.execute(select(events.c.id).where(events.c.project_id == project_id, events.c.id.in_(chunk)))
