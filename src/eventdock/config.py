@@ -31,7 +31,7 @@ class WriterSettings:
     """The group-commit writer (SPEC §3.2)."""
 
     # Most events one transaction holds; a request is never split.
-    max_batch_events: int = 10_000
+    max_batch_events: int = 5_000
     # How long the writer waits for more requests once it has one (ms).
     # 0 means: take what is queued now, the commit itself is the window.
     max_wait_ms: float = 2.0
@@ -40,7 +40,7 @@ class WriterSettings:
     # Events queued and not yet committed, beyond which requests get 503.
     # A parsed event costs ~1-2 kB (dict, Event, JSON, insert row), so this
     # and max_batch_events keep a worker's queue + transaction under ~60 MB.
-    max_queue_events: int = 20_000
+    max_queue_events: int = 15_000
 
 
 @dataclass(frozen=True)
