@@ -54,6 +54,10 @@ class Settings:
     # How long an authenticated key is trusted before it is looked up again,
     # so a revocation takes effect everywhere within this many seconds.
     key_cache_seconds: float = 2.0
+    # How often each worker checks for schema changes (enforced within 2 s).
+    schema_poll_seconds: float = 0.5
+    # How often the live-event clock looks for due transitions.
+    live_clock_interval: float = 0.5
     migrate_on_start: bool = True
 
     @classmethod
@@ -75,6 +79,8 @@ class Settings:
             "rate_limit_per_second": float(env.get("EVENTDOCK_RATE_LIMIT_PER_SECOND", 0)),
             "rate_limit_burst": float(env.get("EVENTDOCK_RATE_LIMIT_BURST", 0)),
             "key_cache_seconds": float(env.get("EVENTDOCK_KEY_CACHE_SECONDS", 2.0)),
+            "schema_poll_seconds": float(env.get("EVENTDOCK_SCHEMA_POLL_SECONDS", 0.5)),
+            "live_clock_interval": float(env.get("EVENTDOCK_LIVE_CLOCK_INTERVAL", 0.5)),
             "migrate_on_start": env.get("EVENTDOCK_MIGRATE_ON_START", "1") not in ("0", "false"),
         }
         base.update(overrides)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -398,7 +397,7 @@ def engine(services: Any) -> LiveClock:
     if found is None:
         from eventdock.store.live_events import LiveEventStore
 
-        interval = float(os.environ.get("EVENTDOCK_LIVE_CLOCK_INTERVAL", "0.5"))
+        interval = services.settings.live_clock_interval
         found = LiveClock(LiveEventStore(services.db), services.pipeline, services.settings.limits, interval=interval)
         services.extras["live_clock"] = found
     return found  # type: ignore[no-any-return]

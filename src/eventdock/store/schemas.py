@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 from sqlalchemy import (
@@ -150,7 +149,6 @@ class SchemaSource:
 
 # -- wiring (app.py) ----------------------------------------------------------
 
-POLL_SECONDS = float(os.environ.get("EVENTDOCK_SCHEMA_POLL_SECONDS", "0.5"))
 log = logging.getLogger("eventdock.governance")
 
 
@@ -163,6 +161,7 @@ def governance(db: Database, writer: Any) -> Governance:
 async def start_schema_poll(svc: Any) -> list[asyncio.Task[None]]:
     """Startup hook: poll ``schema_versions`` so every worker and node sees a change within ~2 s."""
     gov = svc.pipeline.governance
+    interval = svc.settings.schema_poll_seconds
     try:
         await gov.poll()  # the baseline, before any request is served
     except Exception:  # noqa: BLE001 - the loop below retries
@@ -170,7 +169,7 @@ async def start_schema_poll(svc: Any) -> list[asyncio.Task[None]]:
 
     async def loop() -> None:
         while True:
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(interval)
             try:
                 await gov.poll()
             except Exception:  # noqa: BLE001 - a poll failure must not stop polling
