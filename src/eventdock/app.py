@@ -78,10 +78,16 @@ def build_services(settings: Settings) -> Services:
     )
 
 
+_ingested_counters: dict[tuple[str, str], Any] = {}
+
+
 def _count_ingest(project_id: str, source: str, result: IngestResult) -> None:
     stored = sum(1 for e in result.events if e.stored)
     if stored:
-        metrics.EVENTS_INGESTED.labels(project_id, source).inc(stored)
+        counter = _ingested_counters.get((project_id, source))
+        if counter is None:  # labels() locks and hashes: once per (project, source), not per request
+            counter = _ingested_counters[(project_id, source)] = metrics.EVENTS_INGESTED.labels(project_id, source)
+        counter.inc(stored)
     if result.quarantined:
         metrics.EVENTS_REJECTED.labels(project_id, source, "schema").inc(result.quarantined)
 
