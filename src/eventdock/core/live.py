@@ -133,23 +133,30 @@ def _settled(ev: LiveEvent, now: int) -> LiveEvent:
     return replace(ev, due_at=due_at(ev), updated_at=now)
 
 
+def _planned(plan: Plan) -> dict[str, Any]:
+    """The attributes a plan sets: on create, and on any edit while the event is future."""
+    return {
+        "name": plan.name,
+        "start_mode": plan.start_mode,
+        "end_mode": plan.end_mode,
+        "start_at": plan.start_at,
+        "end_at": plan.start_at + plan.duration,
+        "duration": plan.duration,
+        "original_duration": plan.duration,
+        "repeat": plan.repeat,
+        "repeat_in": plan.repeat_in,
+        "extra_time": plan.extra_time,
+        "settings": plan.settings,
+        "armed": plan.start_mode == "clock",
+    }
+
+
 def create(project_id: str, plan: Plan, now: int) -> LiveEvent:
     ev = LiveEvent(
         id=str(uuid.uuid4()),
         project_id=project_id,
-        name=plan.name,
-        start_mode=plan.start_mode,
-        end_mode=plan.end_mode,
-        start_at=plan.start_at,
-        end_at=plan.start_at + plan.duration,
-        duration=plan.duration,
-        original_duration=plan.duration,
-        repeat=plan.repeat,
-        repeat_in=plan.repeat_in,
-        extra_time=plan.extra_time,
+        **_planned(plan),
         feed_uuid=str(uuid.uuid4()),
-        settings=plan.settings,
-        armed=plan.start_mode == "clock",
         started_written=None,
         ended_written=None,
         due_at=None,
@@ -165,21 +172,7 @@ def edit_future(ev: LiveEvent, plan: Plan, now: int) -> LiveEvent:
     """Every attribute may change while the event is future."""
     if state(ev, now) != "future" or ev.started_written is not None:
         raise TransitionRefused("can't be changed once the event has started", "start_at")
-    changed = replace(
-        ev,
-        name=plan.name,
-        start_mode=plan.start_mode,
-        end_mode=plan.end_mode,
-        start_at=plan.start_at,
-        end_at=plan.start_at + plan.duration,
-        duration=plan.duration,
-        original_duration=plan.duration,
-        repeat=plan.repeat,
-        repeat_in=plan.repeat_in,
-        extra_time=plan.extra_time,
-        settings=plan.settings,
-        armed=plan.start_mode == "clock",
-    )
+    changed = replace(ev, **_planned(plan))
     return _settled(changed, now)
 
 
