@@ -109,7 +109,7 @@ def render_error(exc: EventdockError) -> Response:
     )
 
 
-def _ok(data: Any) -> Response:
+def ok(data: Any) -> Response:
     return Response(_encode({"success": True, "data": data, "error": None}), media_type="application/json")
 
 
@@ -168,9 +168,9 @@ _DTO = {
         "attributes": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
-_WRAPPED = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ResponseWrapper"}}}}
-_ERRORS = {
-    code: {"description": text, **_WRAPPED}
+WRAPPED = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ResponseWrapper"}}}}
+ERROR_RESPONSES = {
+    code: {"description": text, **WRAPPED}
     for code, text in (
         (400, "VALIDATION_ERROR or MALFORMED_JSON"),
         (401, "UNAUTHORIZED"),
@@ -191,7 +191,7 @@ _ERRORS = {
     description="Creates an event inside the project.",
     response_class=Response,
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _DTO}}}},
-    responses={200: {"description": "The stored event.", **_WRAPPED}, **_ERRORS},
+    responses={200: {"description": "The stored event.", **WRAPPED}, **ERROR_RESPONSES},
 )
 async def create_event(projectUuid: str, request: Request) -> Response:  # noqa: N803 - the wire name
     svc = services(request)
@@ -218,7 +218,7 @@ async def create_event(projectUuid: str, request: Request) -> Response:  # noqa:
         if original is not None:
             profile_id, name = original.profile_id, original.name
             timestamp, received = original.timestamp_ms, original.received_at_ms
-    return _ok(
+    return ok(
         {
             "id": event.id,
             "projectUuid": projectUuid,
@@ -243,7 +243,7 @@ def item(e: event_store.StoredEvent) -> dict[str, Any]:
     }
 
 
-def _time_param(request: Request, name: str, errors: list[FieldError]) -> int | None:
+def time_param(request: Request, name: str, errors: list[FieldError]) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
@@ -253,7 +253,7 @@ def _time_param(request: Request, name: str, errors: list[FieldError]) -> int | 
     return value
 
 
-def _limit_param(request: Request, errors: list[FieldError], default: int = 100, maximum: int = 1000) -> int:
+def limit_param(request: Request, errors: list[FieldError], default: int = 100, maximum: int = 1000) -> int:
     raw = request.query_params.get("limit")
     if raw is None or raw == "":
         return default
@@ -268,7 +268,7 @@ def _limit_param(request: Request, errors: list[FieldError], default: int = 100,
     summary="List events",
     description="Newest first; `nextCursor` pages on.",
     response_class=Response,
-    responses={200: {"description": "`data: {items, nextCursor}`", **_WRAPPED}, **_ERRORS},
+    responses={200: {"description": "`data: {items, nextCursor}`", **WRAPPED}, **ERROR_RESPONSES},
 )
 async def list_events(
     projectUuid: str,  # noqa: N803
@@ -282,9 +282,9 @@ async def list_events(
     svc = services(request)
     await authorise(request, "events:read", projectUuid)
     errors: list[FieldError] = []
-    after_ms = _time_param(request, "after", errors)
-    before_ms = _time_param(request, "before", errors)
-    page = _limit_param(request, errors)
+    after_ms = time_param(request, "after", errors)
+    before_ms = time_param(request, "before", errors)
+    page = limit_param(request, errors)
     position = None
     if cursor:
         try:
@@ -299,14 +299,14 @@ async def list_events(
     more = len(rows) > page
     rows = rows[:page]
     next_cursor = encode_cursor(rows[-1].timestamp_ms, rows[-1].id) if more and rows else None
-    return _ok({"items": [item(r) for r in rows], "nextCursor": next_cursor})
+    return ok({"items": [item(r) for r in rows], "nextCursor": next_cursor})
 
 
 @router.get(
     "/v1/projects/{projectUuid}/events/{eventId}",
     summary="Get one event",
     response_class=Response,
-    responses={200: {"description": "The event.", **_WRAPPED}, **_ERRORS},
+    responses={200: {"description": "The event.", **WRAPPED}, **ERROR_RESPONSES},
 )
 async def get_event(projectUuid: str, eventId: str, request: Request) -> Response:  # noqa: N803
     svc = services(request)
@@ -314,4 +314,4 @@ async def get_event(projectUuid: str, eventId: str, request: Request) -> Respons
     found = await event_store.get_event(svc.db, projectUuid, eventId)
     if found is None:
         raise NotFound(f"Event '{eventId}' not found in this project.", resource="event")
-    return _ok(item(found))
+    return ok(item(found))

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from eventdock.core.errors import FieldError, InvalidInput, NotFound
 from eventdock.core.identity import KINDS, WIRE_NAMES, normalise
 from eventdock.core.paging import decode_cursor, encode_cursor
-from eventdock.dialects.cdp import _ERRORS, _WRAPPED, _limit_param, _ok, item
+from eventdock.dialects.cdp import ERROR_RESPONSES, WRAPPED, item, limit_param, ok
 from eventdock.http.services import authorise, services
 from eventdock.store import profiles as profile_store
 from eventdock.store.query import EventFilter, list_page
@@ -30,7 +30,7 @@ _LOOKUPS = {WIRE_NAMES[kind]: kind for kind in KINDS}
     description="One or more of `email`, `phone`, `customerUUID`, `uuidVisitor`, `softId`, `fingerprint` "
     "(normalised as at ingest); answers the profiles holding all of them: `data: {items}`.",
     response_class=Response,
-    responses={200: {"description": "`data: {items:[profile]}`", **_WRAPPED}, **_ERRORS},
+    responses={200: {"description": "`data: {items:[profile]}`", **WRAPPED}, **ERROR_RESPONSES},
 )
 async def find_profiles(
     projectUuid: str,  # noqa: N803 - the wire name
@@ -64,7 +64,7 @@ async def find_profiles(
         profile = await profile_store.get_profile(svc.db, projectUuid, profile_id)
         if profile is not None:
             found.append(profile.as_public())
-    return _ok({"items": found})
+    return ok({"items": found})
 
 
 @router.get(
@@ -72,7 +72,7 @@ async def find_profiles(
     summary="Get one profile",
     description="A merged profile's id answers with the profile it was merged into.",
     response_class=Response,
-    responses={200: {"description": "The profile.", **_WRAPPED}, **_ERRORS},
+    responses={200: {"description": "The profile.", **WRAPPED}, **ERROR_RESPONSES},
 )
 async def get_profile(projectUuid: str, profileId: str, request: Request) -> Response:  # noqa: N803
     svc = services(request)
@@ -80,7 +80,7 @@ async def get_profile(projectUuid: str, profileId: str, request: Request) -> Res
     profile = await profile_store.get_profile(svc.db, projectUuid, profileId)
     if profile is None:
         raise NotFound(f"Profile '{profileId}' not found in this project.", resource="profile")
-    return _ok(profile.as_public())
+    return ok(profile.as_public())
 
 
 @router.get(
@@ -88,7 +88,7 @@ async def get_profile(projectUuid: str, profileId: str, request: Request) -> Res
     summary="List a profile's events",
     description="Newest first, including events of profiles merged into it; `nextCursor` pages on.",
     response_class=Response,
-    responses={200: {"description": "`data: {items, nextCursor}`", **_WRAPPED}, **_ERRORS},
+    responses={200: {"description": "`data: {items, nextCursor}`", **WRAPPED}, **ERROR_RESPONSES},
 )
 async def profile_events(
     projectUuid: str,  # noqa: N803
@@ -100,7 +100,7 @@ async def profile_events(
     svc = services(request)
     await authorise(request, SCOPE, projectUuid)
     errors: list[FieldError] = []
-    page = _limit_param(request, errors)
+    page = limit_param(request, errors)
     position = None
     if cursor:
         try:
@@ -116,4 +116,4 @@ async def profile_events(
     more = len(rows) > page
     rows = rows[:page]
     next_cursor = encode_cursor(rows[-1].timestamp_ms, rows[-1].id) if more and rows else None
-    return _ok({"items": [item(r) for r in rows], "nextCursor": next_cursor})
+    return ok({"items": [item(r) for r in rows], "nextCursor": next_cursor})
