@@ -74,6 +74,12 @@ class Database:
             async with conn.begin():
                 yield conn
 
+    def writer_lock_path(self) -> str | None:
+        """Where the group-commit writers of every process serialise (file SQLite only)."""
+        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
+            return f"{self.url.database}.writer-lock"
+        return None
+
     async def connect_writer(self) -> AsyncConnection:
         """A long-lived connection for the group-commit writer.
 

@@ -16,6 +16,7 @@ cannot fail its neighbours. The queue is bounded by events: past
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -30,6 +31,7 @@ from eventdock.core.errors import Unavailable
 from eventdock.core.events import Event
 from eventdock.store import events as event_rows
 from eventdock.store.database import Database
+from eventdock.store.writer_lock import WriterLock
 
 log = logging.getLogger("eventdock.writer")
 
@@ -86,6 +88,8 @@ class GroupCommitWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._conn: AsyncConnection | None = None
+        lock_path = db.writer_lock_path()
+        self._lock = WriterLock(lock_path) if lock_path else None
         self._known_definitions: set[tuple[str, str]] = set()
         # (project, name) -> (count, latest timestamp) since the last flush.
         self.usage: dict[tuple[str, str], tuple[int, int]] = {}
@@ -115,6 +119,8 @@ class GroupCommitWriter:
             await self._task
             self._task = None
         await self._drop_connection()
+        if self._lock is not None:
+            self._lock.close()
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None or self._conn.closed or self._conn.invalidated:
@@ -225,7 +231,7 @@ class GroupCommitWriter:
         stored: list[Event] = []
         conn = await self._connection()
         try:
-            async with conn.begin():
+            async with self._lock.held() if self._lock else contextlib.nullcontext(), conn.begin():
                 if events:
                     events = await event_rows.without_stored(conn, events)
                 for step in self.before_insert:
