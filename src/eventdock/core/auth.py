@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from eventdock.core.errors import AuthenticationFailed, NotFound, PermissionDenied
+from eventdock.core.errors import AuthenticationFailed, PermissionDenied
 
 TOKEN_PREFIX = "edk_"
 
@@ -182,7 +182,3 @@ def token_from_authorization(header: str | None) -> str | None:
         return token.strip()
     return None
 
-
-def ensure_project_exists(exists: bool) -> None:
-    if not exists:
-        raise NotFound("Project not found.", resource="project")

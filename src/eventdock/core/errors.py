@@ -22,7 +22,7 @@ indexes relative to the request body (a dialect formats it its own way).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 _UNSET: Any = object()
@@ -125,12 +125,6 @@ class UnsupportedMediaType(EventdockError):
     status = 415
     code = "unsupported_media_type"
     default_message = "Unsupported media type."
-
-
-@dataclass
-class SchemaViolationDetail:
-    event_index: int
-    errors: list[FieldError] = field(default_factory=list)
 
 
 class SchemaViolation(EventdockError):

@@ -376,7 +376,7 @@ class LiveClock:
         try:
             if owed:
                 events = [system_event(ev, kind, self.limits, now) for kind in owed]
-                await self.pipeline.commit(project_id, events, SOURCE, now)
+                await self.pipeline.commit(project_id, events, SOURCE)
         except BaseException:
             await self.store.change(live_id, project_id, lambda row: (replace(row, claimed_until=None), []))
             raise

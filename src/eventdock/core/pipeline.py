@@ -12,8 +12,8 @@ A dialect calls ``Pipeline.ingest`` with what it parsed and gets back an
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from eventdock.config import Limits
@@ -33,8 +33,11 @@ class Committer(Protocol):
 class IngestResult:
     events: list[Event]  # normalised, in request order (stored or deduplicated)
     verdict: Verdict
-    received_at_ms: int = 0
-    rejected: dict[int, list[FieldError]] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> dict[int, list[FieldError]]:
+        """Per quarantined event (index in the request): the errors that rejected it."""
+        return self.verdict.rejected
 
     @property
     def quarantined(self) -> int:
@@ -70,10 +73,14 @@ class Pipeline:
         """
         self.committer.ensure_room()
 
-    def normalise(self, project_id: str, drafts: list[Draft], source: str) -> tuple[list[Event], int]:
-        """Normalise all drafts; one error per bad event, all or none."""
-        if len(drafts) > self.limits.max_events_per_request:
+    def check_count(self, count: int) -> None:
+        """413 for more events than one request may carry (callable before parsing them)."""
+        if count > self.limits.max_events_per_request:
             raise PayloadTooLarge(f"More than {self.limits.max_events_per_request} events in one request.")
+
+    def normalise(self, project_id: str, drafts: list[Draft], source: str) -> list[Event]:
+        """Normalise all drafts; one error per bad event, all or none."""
+        self.check_count(len(drafts))
         received = self.clock()
         events: list[Event] = []
         errors: list[FieldError] = []
@@ -85,20 +92,19 @@ class Pipeline:
                 errors.extend(exc.errors)
         if errors:
             raise EventTooLarge(errors=errors)
-        return events, received
+        return events
 
     async def ingest(self, project_id: str, drafts: list[Draft], source: str) -> IngestResult:
         if not drafts:
             raise InvalidInput("No events in the request.")
         self.rate_limiter.take(project_id, len(drafts))
-        events, received = self.normalise(project_id, drafts, source)
-        return await self.commit(project_id, events, source, received)
+        return await self.commit(project_id, self.normalise(project_id, drafts, source), source)
 
-    async def commit(self, project_id: str, events: list[Event], source: str, received_at_ms: int = 0) -> IngestResult:
+    async def commit(self, project_id: str, events: list[Event], source: str) -> IngestResult:
         """Govern and durably store already-normalised events."""
         verdict = await self.governance.evaluate(events)
         await self.committer.submit(verdict.accepted, verdict.records)
-        result = IngestResult(events=events, verdict=verdict, received_at_ms=received_at_ms, rejected=verdict.rejected)
+        result = IngestResult(events=events, verdict=verdict)
         if self.on_ingest is not None:
             self.on_ingest(project_id, source, result)
         return result

@@ -20,7 +20,6 @@ from eventdock.core.errors import (
     FieldError,
     InvalidInput,
     MalformedJSON,
-    PayloadTooLarge,
     PermissionDenied,
     RateLimited,
     Unavailable,
@@ -192,8 +191,7 @@ async def ingest_events(request: Request) -> Response:
     svc.pipeline.ensure_room()
     body = await read_body(request, svc.settings.limits.max_body_bytes)
     items = _parse_body(body, ndjson=kind == "application/x-ndjson")
-    if len(items) > svc.settings.limits.max_events_per_request:
-        raise PayloadTooLarge(f"More than {svc.settings.limits.max_events_per_request} events in one request.")
+    svc.pipeline.check_count(len(items))  # before any per-event work
     errors: list[FieldError] = []
     drafts = [d for i, item in enumerate(items) if (d := to_draft(i, item, errors)) is not None]
     if errors:

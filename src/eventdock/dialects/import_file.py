@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from eventdock.core.errors import EventdockError, FieldError, InvalidInput
+from eventdock.core.errors import FieldError, InvalidInput
 from eventdock.core.events import Draft, parse_time
 from eventdock.core.pipeline import IngestResult
 from eventdock.dialects.generic_ingest import format_path, to_draft
@@ -133,10 +133,10 @@ async def import_file(
 
     async def submit(drafts: list[Draft]) -> None:
         try:
-            events, received = pipeline.normalise(project_id, drafts, SOURCE)
+            events = pipeline.normalise(project_id, drafts, SOURCE)
         except InvalidInput as exc:  # per-event limits (SPEC §3.6), named by line
             raise ImportFailed("; ".join(f"{_place(e.path)}: {e.message}" for e in exc.errors) or exc.message) from None
-        pending.add(asyncio.create_task(pipeline.commit(project_id, events, SOURCE, received)))
+        pending.add(asyncio.create_task(pipeline.commit(project_id, events, SOURCE)))
         while len(pending) >= in_flight:
             done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:

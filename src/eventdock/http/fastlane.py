@@ -31,7 +31,6 @@ from eventdock.http import metrics
 log = logging.getLogger("eventdock")
 
 GENERIC_PATH = "/platform/ingest/v1/events"
-GENERIC_ROUTE = GENERIC_PATH
 CDP_ROUTE = "/v1/projects/{projectUuid}/events"
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -43,7 +42,7 @@ def match(scope: Scope) -> tuple[str, Handler, Callable[[EventdockError], Respon
         return None
     path: str = scope["path"]
     if path == GENERIC_PATH:
-        return GENERIC_ROUTE, generic_ingest.ingest_events, generic_ingest.render_error
+        return GENERIC_PATH, generic_ingest.ingest_events, generic_ingest.render_error
     # /v1/projects/{projectUuid}/events
     if path.startswith("/v1/projects/") and path.endswith("/events"):
         project = path[13:-7]

@@ -7,7 +7,6 @@ dialects read it through ``services(request)`` and authorise with
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +34,7 @@ class Services:
     # Extension slots filled by feature modules at start-up (governance,
     # live-event clock, live tail …), by name.
     extras: dict[str, Any] = field(default_factory=dict)
-    _known_projects: dict[str, float] = field(default_factory=dict)
+    _known_projects: set[str] = field(default_factory=set)
     # Per-project rate limits from the store, applied to ``rate_limiter``.
     project_limits: ProjectLimitsSync = field(init=False)
 
@@ -47,7 +46,7 @@ class Services:
         if project_id in self._known_projects:
             return True
         if await self.tenancy.project_exists(project_id):
-            self._known_projects[project_id] = time.monotonic()
+            self._known_projects.add(project_id)
             return True
         return False
 

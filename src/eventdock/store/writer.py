@@ -57,14 +57,6 @@ class Submission:
         return max(1, len(self.events) + len(self.records))
 
 
-@dataclass
-class WriterStats:
-    transactions: int = 0
-    events: int = 0
-    last_batch_events: int = 0
-    last_batch_requests: int = 0
-
-
 class GroupCommitWriter:
     def __init__(
         self,
@@ -93,7 +85,6 @@ class GroupCommitWriter:
         self._known_definitions: set[tuple[str, str]] = set()
         # (project, name) -> (count, latest timestamp) since the last flush.
         self.usage: dict[tuple[str, str], tuple[int, int]] = {}
-        self.stats = WriterStats()
 
     @property
     def queued_events(self) -> int:
@@ -211,10 +202,6 @@ class GroupCommitWriter:
         for e in stored:
             e.stored = True
         self._after_commit(stored)
-        self.stats.transactions += 1
-        self.stats.events += len(stored)
-        self.stats.last_batch_events = len(stored)
-        self.stats.last_batch_requests = len(batch)
         if self._on_batch is not None:
             self._on_batch(len(batch), len(stored), elapsed)
         for submission in batch:
