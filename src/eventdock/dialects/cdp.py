@@ -8,6 +8,7 @@ error under ``/v1/`` uses the same wrapper with a ``CdpErrorResponse``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -27,10 +28,11 @@ from eventdock.core.errors import (
     retry_after_header,
 )
 from eventdock.core.events import NUL_MESSAGE, Draft, format_ms, now_ms, parse_time
-from eventdock.core.paging import decode_cursor, encode_cursor
+from eventdock.core.paging import read_cursor, split_page
 from eventdock.http.body import media_type, read_body
 from eventdock.http.services import authorise, services
 from eventdock.store import events as event_store
+from eventdock.store.query import EventFilter, list_page
 
 router = APIRouter(tags=["CDP events"])
 
@@ -284,22 +286,18 @@ async def list_events(
     errors: list[FieldError] = []
     after_ms = time_param(request, "after", errors)
     before_ms = time_param(request, "before", errors)
-    page = limit_param(request, errors)
-    position = None
-    if cursor:
-        try:
-            position = decode_cursor(cursor)
-        except InvalidInput as exc:
-            errors.extend(exc.errors)
+    size = limit_param(request, errors)
+    position = read_cursor(cursor, errors)
     if errors:
         raise InvalidInput("Validation failed.", errors=errors)
-    rows = await event_store.list_events(
-        svc.db, projectUuid, name=nameEvent or None, after_ms=after_ms, before_ms=before_ms, cursor=position, limit=page + 1
-    )
-    more = len(rows) > page
-    rows = rows[:page]
-    next_cursor = encode_cursor(rows[-1].timestamp_ms, rows[-1].id) if more and rows else None
-    return ok({"items": [item(r) for r in rows], "nextCursor": next_cursor})
+    f = EventFilter(projectUuid, name=nameEvent or None, after_ms=after_ms, before_ms=before_ms)
+    return events_page(await list_page(svc.db, f, cursor=position, limit=size + 1), size)
+
+
+def events_page(rows: Sequence[event_store.StoredEvent], size: int) -> Response:
+    """``data: {items, nextCursor}`` for rows fetched with ``limit=size + 1``."""
+    page, next_cursor = split_page(rows, size)
+    return ok({"items": [item(r) for r in page], "nextCursor": next_cursor})
 
 
 @router.get(

@@ -12,8 +12,8 @@ from starlette.responses import Response
 
 from eventdock.core.errors import FieldError, InvalidInput, NotFound
 from eventdock.core.identity import KINDS, WIRE_NAMES, normalise
-from eventdock.core.paging import decode_cursor, encode_cursor
-from eventdock.dialects.cdp import ERROR_RESPONSES, WRAPPED, item, limit_param, ok
+from eventdock.core.paging import read_cursor
+from eventdock.dialects.cdp import ERROR_RESPONSES, WRAPPED, events_page, limit_param, ok
 from eventdock.http.services import authorise, services
 from eventdock.store import profiles as profile_store
 from eventdock.store.query import EventFilter, list_page
@@ -100,20 +100,12 @@ async def profile_events(
     svc = services(request)
     await authorise(request, SCOPE, projectUuid)
     errors: list[FieldError] = []
-    page = limit_param(request, errors)
-    position = None
-    if cursor:
-        try:
-            position = decode_cursor(cursor)
-        except InvalidInput as exc:
-            errors.extend(exc.errors)
+    size = limit_param(request, errors)
+    position = read_cursor(cursor, errors)
     if errors:
         raise InvalidInput("Validation failed.", errors=errors)
     profile = await profile_store.get_profile(svc.db, projectUuid, profileId)
     if profile is None:
         raise NotFound(f"Profile '{profileId}' not found in this project.", resource="profile")
-    rows = await list_page(svc.db, EventFilter(projectUuid, profile_ids=profile.family), cursor=position, limit=page + 1)
-    more = len(rows) > page
-    rows = rows[:page]
-    next_cursor = encode_cursor(rows[-1].timestamp_ms, rows[-1].id) if more and rows else None
-    return ok({"items": [item(r) for r in rows], "nextCursor": next_cursor})
+    f = EventFilter(projectUuid, profile_ids=profile.family)
+    return events_page(await list_page(svc.db, f, cursor=position, limit=size + 1), size)

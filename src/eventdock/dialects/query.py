@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 
 from eventdock.core.errors import FieldError, InvalidInput, Unavailable
 from eventdock.core.events import format_ms, now_ms, parse_time
-from eventdock.core.paging import decode_cursor, encode_cursor
+from eventdock.core.paging import read_cursor, split_page
 from eventdock.dialects.drf import json_response
 from eventdock.http.services import authorise, services
 from eventdock.store.query import INTERVALS_MS, EventFilter, iter_oldest_first, list_page, profile_family, public, trend
@@ -87,21 +87,12 @@ async def list_events(
             errors.append(FieldError(("limit",), f"'limit' must be an integer from 1 to {MAX_LIMIT}.", limit))
         else:
             size = int(limit)
-    position = None
-    if cursor:
-        try:
-            position = decode_cursor(cursor)
-        except InvalidInput:
-            errors.append(FieldError(("cursor",), "Invalid cursor.", cursor))
+    position = read_cursor(cursor, errors, "Invalid cursor.")
     f = await _filter(request, project_id, errors)
     _raise(errors)
-    rows = await list_page(services(request).db, f, cursor=position, limit=size + 1)
-    more = len(rows) > size
-    rows = rows[:size]
-    next_url = None
-    if more and rows:
-        next_url = str(request.url.include_query_params(cursor=encode_cursor(rows[-1].timestamp_ms, rows[-1].id), limit=size))
-    return json_response({"results": [public(r) for r in rows], "next": next_url})
+    page, next_cursor = split_page(await list_page(services(request).db, f, cursor=position, limit=size + 1), size)
+    next_url = str(request.url.include_query_params(cursor=next_cursor, limit=size)) if next_cursor else None
+    return json_response({"results": [public(r) for r in page], "next": next_url})
 
 
 @router.get(

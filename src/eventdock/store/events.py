@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventdock.core.events import Event, now_ms
@@ -183,33 +183,3 @@ async def get_event(db: Database, project_id: str, event_id: str) -> StoredEvent
     async with db.read() as conn:
         row = (await conn.execute(select(*_COLUMNS).where(events.c.project_id == project_id, events.c.id == event_id))).first()
     return StoredEvent(*row) if row else None
-
-
-async def list_events(
-    db: Database,
-    project_id: str,
-    *,
-    name: str | None = None,
-    after_ms: int | None = None,
-    before_ms: int | None = None,
-    profile_id: str | None = None,
-    cursor: tuple[int, str] | None = None,
-    limit: int = 100,
-) -> list[StoredEvent]:
-    """Newest first, keyset-paged on (timestamp, id); ``cursor`` is the last row seen."""
-    c = events.c
-    query = select(*_COLUMNS).where(c.project_id == project_id)
-    if name is not None:
-        query = query.where(c.name == name)
-    if after_ms is not None:
-        query = query.where(c.timestamp >= after_ms)
-    if before_ms is not None:
-        query = query.where(c.timestamp < before_ms)
-    if profile_id is not None:
-        query = query.where(c.profile_id == profile_id)
-    if cursor is not None:
-        ts, last_id = cursor
-        query = query.where(or_(c.timestamp < ts, and_(c.timestamp == ts, c.id < last_id)))
-    query = query.order_by(c.timestamp.desc(), c.id.desc()).limit(limit)
-    async with db.read() as conn:
-        return [StoredEvent(*row) for row in await conn.execute(query)]
