@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -24,12 +25,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventdock import __version__
 from eventdock.config import Settings
+from eventdock.core import live
 from eventdock.core.auth import Authenticator
-from eventdock.core.errors import EventdockError, FieldError, InvalidInput, MethodNotAllowed, NotFound
+from eventdock.core.errors import (
+    EventdockError,
+    FieldError,
+    InvalidInput,
+    MethodNotAllowed,
+    NotFound,
+)
+from eventdock.core.events import NUL_MESSAGE
 from eventdock.core.pipeline import IngestResult, Pipeline
 from eventdock.core.ratelimit import RateLimiter
-from eventdock.core import live
-from eventdock.dialects import cdp, cdp_profiles, drf, event_schemas, generic_ingest, live_events, query
+from eventdock.dialects import (
+    cdp,
+    cdp_profiles,
+    drf,
+    event_schemas,
+    generic_ingest,
+    live_events,
+    query,
+)
 from eventdock.http import admin, fastlane, metrics, ops
 from eventdock.http.services import Services
 from eventdock.store import profiles, query_tail, schemas, violations
@@ -101,11 +117,32 @@ async def _every(seconds: float, job: Callable[[], Any], name: str) -> None:
             log.exception("background job %s failed", name)
 
 
+def nul_in_request(scope: Scope) -> EventdockError | None:
+    """A NUL character in the path or the query string, as the error to answer.
+
+    Nothing stored can hold U+0000 (PostgreSQL text cannot), so a path that
+    holds one names nothing (404) and a query parameter holding one is
+    invalid (400). Checked once here, before any route reaches the database.
+    """
+    if "\x00" in scope["path"]:
+        return NotFound("Not found.")
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                return InvalidInput(errors=[FieldError((name.replace("\x00", "\\u0000"),), NUL_MESSAGE, code="invalid")])
+    return None
+
+
 class EventdockApp(FastAPI):
     """FastAPI, with the two hottest routes served by ``http.fastlane``."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            refused = nul_in_request(scope)
+            if refused is not None:
+                await render_error(scope["path"], refused)(scope, receive, send)
+                return
             hit = fastlane.match(scope)
             if hit is not None:
                 await fastlane.serve(self, scope, receive, send, hit)

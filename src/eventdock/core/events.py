@@ -121,7 +121,7 @@ def _nesting_exceeds(value: Any, max_depth: int, max_key: int, path: tuple[str |
     return None
 
 
-def _nul_at(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+def nul_at(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
     """Where a key or string holds U+0000 (PostgreSQL stores it in neither text nor jsonb)."""
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, path)]
     while stack:
@@ -183,9 +183,9 @@ def normalise(
             raise EventTooLarge(errors=[problem_at])
     # msgspec writes U+0000 as the escape; an escaped backslash before "u0000" only costs a walk.
     if b"\\u0000" in encoded:
-        nul_at = _nul_at(props, properties_path)
-        if nul_at is not None:
-            raise EventTooLarge(errors=[FieldError(nul_at, NUL_MESSAGE, code="invalid")])
+        where = nul_at(props, properties_path)
+        if where is not None:
+            raise EventTooLarge(errors=[FieldError(where, NUL_MESSAGE, code="invalid")])
     if draft.id is not None and "\x00" in draft.id:
         raise EventTooLarge(errors=[FieldError(properties_path, f"event id {NUL_MESSAGE}", code="invalid")])
     timestamp = draft.timestamp_ms

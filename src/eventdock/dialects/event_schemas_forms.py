@@ -22,7 +22,14 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from eventdock.core.auth import Principal, token_from_authorization
-from eventdock.core.errors import EventdockError, FieldError, InvalidInput, MalformedJSON, UnsupportedMediaType
+from eventdock.core.errors import (
+    EventdockError,
+    FieldError,
+    InvalidInput,
+    MalformedJSON,
+    UnsupportedMediaType,
+)
+from eventdock.core.events import NUL_MESSAGE, nul_at
 from eventdock.core.governance import PROPERTY_TYPES
 from eventdock.http.body import media_type, read_body
 from eventdock.http.services import authorise
@@ -49,7 +56,19 @@ async def _one_chunk(body: bytes) -> AsyncIterator[bytes]:
 
 
 async def read_form(request: Request) -> Body:
-    """The request body as a dict, whatever DRF parser would have taken it."""
+    """The request body as a dict, whatever DRF parser would have taken it.
+
+    A NUL character anywhere is refused here, once for every route: stored
+    text cannot hold it on PostgreSQL.
+    """
+    body = await _parse_form(request)
+    where = nul_at(body.data, ())
+    if body.problem is None and where is not None:
+        return Body({}, InvalidInput(errors=[FieldError(where, NUL_MESSAGE, code="invalid")]))
+    return body
+
+
+async def _parse_form(request: Request) -> Body:
     raw = await read_body(request, MAX_BODY)
     if not raw.strip():
         return Body({})

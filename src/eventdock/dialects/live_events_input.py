@@ -15,6 +15,7 @@ import msgspec
 
 from eventdock.core import live
 from eventdock.core.errors import Conflict, FieldError, InvalidInput, MalformedJSON
+from eventdock.core.events import NUL_MESSAGE, nul_at
 from eventdock.core.live import LiveEvent, Plan
 from eventdock.dialects.live_events_output import seconds
 
@@ -57,33 +58,15 @@ def document_data(body: bytes) -> dict[str, Any]:
         raise InvalidInput("data.type is required.", errors=[FieldError(("data", "type"), "can't be blank")])
     if kind != "events":
         raise Conflict(f"data.type must be 'events', not {kind!r}.")
-    nul = _nul_at(data, ("data",))
+    nul = nul_at(data, ("data",))
     if nul is not None:
-        # PostgreSQL stores U+0000 in neither text nor jsonb.
-        raise Unprocessable("The document holds a NUL character.", errors=[FieldError(nul, "must not contain the NUL character (\\u0000)")])
+        raise Unprocessable("The document holds a NUL character.", errors=[FieldError(nul, NUL_MESSAGE)])
     attrs = data.get("attributes", {})
     if attrs is None:
         data["attributes"] = {}
     elif not isinstance(attrs, dict):
         raise InvalidInput("data.attributes must be an object.", errors=[FieldError(("data", "attributes"), "must be an object")])
     return data
-
-
-def _nul_at(value: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
-    """Where a key or a string of the document holds U+0000, or None."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found = path if "\x00" in key else _nul_at(child, (*path, key))
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found = _nul_at(child, (*path, index))
-            if found is not None:
-                return found
-    return None
 
 
 def project_id_of(data: dict[str, Any]) -> str:

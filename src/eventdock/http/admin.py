@@ -14,7 +14,14 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from eventdock.core.auth import validate_scopes
-from eventdock.core.errors import FieldError, InvalidInput, MalformedJSON, NotFound, PermissionDenied
+from eventdock.core.errors import (
+    FieldError,
+    InvalidInput,
+    MalformedJSON,
+    NotFound,
+    PermissionDenied,
+)
+from eventdock.core.events import NUL_MESSAGE, nul_at
 from eventdock.dialects.drf import json_response
 from eventdock.http.body import read_body
 from eventdock.http.services import authorise, services
@@ -42,9 +49,13 @@ class KeyIn(msgspec.Struct, forbid_unknown_fields=False):
 async def _json(request: Request) -> Any:
     body = await read_body(request, 64 * 1024)
     try:
-        return msgspec.json.decode(body)
+        data = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise MalformedJSON(f"JSON parse error - {exc}") from None
+    where = nul_at(data, ())
+    if where is not None:  # stored text cannot hold it on PostgreSQL
+        raise InvalidInput(errors=[FieldError(where, NUL_MESSAGE, code="invalid")])
+    return data
 
 
 def _convert(data: Any, kind: type) -> Any:
