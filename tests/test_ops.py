@@ -35,6 +35,11 @@ async def test_metrics_content(client: httpx.AsyncClient, project: Project) -> N
     assert f'eventdock_events_ingested_total{{project="{project.id}",source="cdp"}} 1.0' in text
     assert 'eventdock_request_duration_seconds_bucket{le="0.001",method="POST",route="/v1/projects/{projectUuid}/events",status="200"}' in text
     assert "eventdock_writer_queue_events" in text
+    # An event over a per-event limit is refused and counted with its reason.
+    r = await client.post("/platform/ingest/v1/events", json=[{"event.name": "x" * 201}, {}], headers=project.headers)
+    assert r.status_code == 400
+    text = (await client.get("/metrics")).text
+    assert f'eventdock_events_rejected_total{{project="{project.id}",reason="invalid",source="ingest"}} 2.0' in text
     assert "eventdock_writer_batch_events_bucket" in text
     assert "eventdock_writer_batch_requests_bucket" in text
     assert "eventdock_writer_commit_seconds_bucket" in text

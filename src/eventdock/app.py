@@ -82,7 +82,7 @@ def build_services(settings: Settings) -> Services:
         on_batch=metrics.observe_batch,
     )
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst, share=int(os.environ.get("EVENTDOCK_WORKERS", "1")))
-    pipeline = Pipeline(committer=writer, limits=settings.limits, rate_limiter=limiter, governance=schemas.governance(db, writer), on_ingest=_count_ingest)
+    pipeline = Pipeline(committer=writer, limits=settings.limits, rate_limiter=limiter, governance=schemas.governance(db, writer), on_ingest=_count_ingest, on_reject=_count_rejected)
     return Services(
         settings=settings,
         db=db,
@@ -105,7 +105,11 @@ def _count_ingest(project_id: str, source: str, result: IngestResult) -> None:
             counter = _ingested_counters[(project_id, source)] = metrics.EVENTS_INGESTED.labels(project_id, source)
         counter.inc(stored)
     if result.quarantined:
-        metrics.EVENTS_REJECTED.labels(project_id, source, "schema").inc(result.quarantined)
+        _count_rejected(project_id, source, "schema", result.quarantined)
+
+
+def _count_rejected(project_id: str, source: str, reason: str, count: int) -> None:
+    metrics.EVENTS_REJECTED.labels(project_id, source, reason).inc(count)
 
 
 async def _every(seconds: float, job: Callable[[], Any], name: str) -> None:

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from eventdock.config import Limits
-from eventdock.core.errors import EventTooLarge, FieldError, InvalidInput, PayloadTooLarge
+from eventdock.core.errors import (
+    EventdockError,
+    EventTooLarge,
+    FieldError,
+    InvalidInput,
+    PayloadTooLarge,
+    RateLimited,
+    Unavailable,
+)
 from eventdock.core.events import Draft, Event, normalise, now_ms
 from eventdock.core.governance import Governance, Verdict
 from eventdock.core.ratelimit import RateLimiter
@@ -45,6 +53,15 @@ class IngestResult:
 
 
 IngestListener = Callable[[str, str, IngestResult], None]
+# (project, source, reason, events): events the pipeline refused, by reason.
+RejectListener = Callable[[str, str, str, int], None]
+
+_REJECT_REASONS: tuple[tuple[type[EventdockError], str], ...] = (
+    (RateLimited, "rate_limited"),
+    (Unavailable, "unavailable"),
+    (PayloadTooLarge, "too_large"),
+    (InvalidInput, "invalid"),
+)
 
 
 class Pipeline:
@@ -56,6 +73,7 @@ class Pipeline:
         rate_limiter: RateLimiter,
         governance: Governance | None = None,
         on_ingest: IngestListener | None = None,
+        on_reject: RejectListener | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.committer = committer
@@ -63,6 +81,7 @@ class Pipeline:
         self.rate_limiter = rate_limiter
         self.governance = governance or Governance()
         self.on_ingest = on_ingest
+        self.on_reject = on_reject
         self.clock = clock
 
     def ensure_room(self) -> None:
@@ -97,8 +116,14 @@ class Pipeline:
     async def ingest(self, project_id: str, drafts: list[Draft], source: str) -> IngestResult:
         if not drafts:
             raise InvalidInput("No events in the request.")
-        self.rate_limiter.take(project_id, len(drafts))
-        return await self.commit(project_id, self.normalise(project_id, drafts, source), source)
+        try:
+            self.rate_limiter.take(project_id, len(drafts))
+            return await self.commit(project_id, self.normalise(project_id, drafts, source), source)
+        except EventdockError as exc:
+            if self.on_reject is not None:
+                reason = next((name for kind, name in _REJECT_REASONS if isinstance(exc, kind)), exc.code)
+                self.on_reject(project_id, source, reason, len(drafts))
+            raise
 
     async def commit(self, project_id: str, events: list[Event], source: str) -> IngestResult:
         """Govern and durably store already-normalised events."""

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import REGISTRY
 
 EVENTS_INGESTED = Counter("eventdock_events_ingested_total", "Events newly stored.", ["project", "source"])
-EVENTS_REJECTED = Counter("eventdock_events_rejected_total", "Events refused or quarantined.", ["project", "source", "reason"])
+EVENTS_REJECTED = Counter("eventdock_events_rejected_total", "Events refused by the pipeline (reason: invalid, too_large, rate_limited, unavailable) or quarantined (schema).", ["project", "source", "reason"])
 REQUEST_LATENCY = Histogram(
     "eventdock_request_duration_seconds",
     "HTTP request latency by route.",
