@@ -199,7 +199,13 @@ def import_events(
     """Import events through the ingest pipeline (source `import`; idempotent by event id)."""
     from pathlib import Path
 
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     from eventdock.app import build_services
     from eventdock.config import Settings
@@ -263,8 +269,8 @@ def export_events(
     """Export stored events as NDJSON (oldest first, the listing shape), streamed."""
     import msgspec
 
-    from eventdock.core.events import parse_time
-    from eventdock.store.query import EventFilter, iter_oldest_first, public
+    from eventdock.core.events import parse_time, public
+    from eventdock.store.query import EventFilter, iter_oldest_first
 
     bounds = {}
     for name, raw in (("after", after), ("before", before)):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import uuid_utils
@@ -88,18 +88,31 @@ class Event:
     # Set by the writer: False when the id was already stored (a retry).
     stored: bool = False
 
-    def as_public(self) -> dict[str, Any]:
-        """The listing shape of SPEC §8."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "timestamp": format_ms(self.timestamp_ms),
-            "received_at": format_ms(self.received_at_ms),
-            "source": self.source,
-            "profile_id": self.profile_id,
-            "properties": self.properties,
-        }
 
+
+class Stored(Protocol):
+    """What ``public`` reads: an ``Event`` before it is stored or a row read back."""
+
+    id: str
+    name: str
+    timestamp_ms: int
+    received_at_ms: int
+    source: str
+    profile_id: str | None
+    properties: dict[str, Any]
+
+
+def public(e: Stored) -> dict[str, Any]:
+    """An event in the shape of SPEC §8: listing, export and live tail."""
+    return {
+        "id": e.id,
+        "name": e.name,
+        "timestamp": format_ms(e.timestamp_ms),
+        "received_at": format_ms(e.received_at_ms),
+        "source": e.source,
+        "profile_id": e.profile_id,
+        "properties": e.properties,
+    }
 
 def _nesting_exceeds(value: Any, max_depth: int, max_key: int, path: tuple[str | int, ...]) -> FieldError | None:
     """Walk nested containers; the top-level object is depth 1."""

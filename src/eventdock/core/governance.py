@@ -24,13 +24,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from datetime import datetime
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from eventdock.core.errors import FieldError
-from eventdock.core.events import Event
+from eventdock.core.events import Event, public
 
 log = logging.getLogger("eventdock.governance")
 
@@ -84,7 +84,7 @@ class ViolationRecord:
         if self.action != "rejected":
             return None
         e = self.event
-        return {**e.as_public(), "timestamp_ms": e.timestamp_ms, "received_at_ms": e.received_at_ms, "client_id": e.client_id}
+        return {**public(e), "timestamp_ms": e.timestamp_ms, "received_at_ms": e.received_at_ms, "client_id": e.client_id}
 
 
 @dataclass

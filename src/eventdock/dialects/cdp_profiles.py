@@ -13,7 +13,13 @@ from starlette.responses import Response
 from eventdock.core.errors import FieldError, InvalidInput, NotFound
 from eventdock.core.identity import KINDS, WIRE_NAMES, normalise
 from eventdock.core.paging import read_cursor
-from eventdock.dialects.cdp import ERROR_RESPONSES, WRAPPED, events_page, limit_param, ok
+from eventdock.dialects.cdp import (
+    ERROR_RESPONSES,
+    WRAPPED,
+    events_page,
+    limit_param,
+    ok,
+)
 from eventdock.http.services import authorise, services
 from eventdock.store import profiles as profile_store
 from eventdock.store.query import EventFilter, list_page

@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+
 import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
 from eventdock.core.errors import FieldError, InvalidInput, Unavailable
-from eventdock.core.events import format_ms, now_ms, parse_time
+from eventdock.core.events import format_ms, now_ms, parse_time, public
 from eventdock.core.paging import read_cursor, split_page
 from eventdock.dialects.drf import json_response
 from eventdock.http.services import authorise, services
-from eventdock.store.query import INTERVALS_MS, EventFilter, iter_oldest_first, list_page, profile_family, public, trend
+from eventdock.store.query import (
+    INTERVALS_MS,
+    EventFilter,
+    iter_oldest_first,
+    list_page,
+    profile_family,
+    trend,
+)
 from eventdock.store.query_tail import LiveTail
 
 router = APIRouter(tags=["query"])

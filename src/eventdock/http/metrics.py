@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
-from prometheus_client import REGISTRY
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 EVENTS_INGESTED = Counter("eventdock_events_ingested_total", "Events newly stored.", ["project", "source"])
 EVENTS_REJECTED = Counter("eventdock_events_rejected_total", "Events refused by the pipeline (reason: invalid, too_large, rate_limited, unavailable) or quarantined (schema).", ["project", "source", "reason"])

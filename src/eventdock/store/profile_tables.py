@@ -11,7 +11,15 @@ timestamp decides which value is the latest.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, PrimaryKeyConstraint, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
 
 from eventdock.store.tables import Json, events, metadata
 

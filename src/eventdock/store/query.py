@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, and_, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from eventdock.core.events import format_ms
 from eventdock.store.database import Database
 from eventdock.store.events import _COLUMNS, StoredEvent
 from eventdock.store.profiles import family_of, survivor_id
@@ -47,19 +45,6 @@ class EventFilter:
         if self.profile_ids is not None:
             out.append(c.profile_id == self.profile_ids[0] if len(self.profile_ids) == 1 else c.profile_id.in_(self.profile_ids))
         return out
-
-
-def public(e: StoredEvent) -> dict[str, Any]:
-    """The listing / export / live-tail shape of SPEC §8 (as ``Event.as_public``)."""
-    return {
-        "id": e.id,
-        "name": e.name,
-        "timestamp": format_ms(e.timestamp_ms),
-        "received_at": format_ms(e.received_at_ms),
-        "source": e.source,
-        "profile_id": e.profile_id,
-        "properties": e.properties,
-    }
 
 
 async def profile_family(db: Database, project_id: str, profile_id: str) -> list[str]:

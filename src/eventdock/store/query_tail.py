@@ -34,10 +34,9 @@ from typing import Any
 import msgspec
 from sqlalchemy import func, literal_column, select
 
-from eventdock.core.events import Event
+from eventdock.core.events import Event, public
 from eventdock.store.database import Database
 from eventdock.store.events import _COLUMNS, StoredEvent
-from eventdock.store.query import public
 from eventdock.store.tables import events
 
 log = logging.getLogger("eventdock.tail")
@@ -113,7 +112,7 @@ class LiveTail:
         by_project: dict[str, list[tuple[str, bytes]]] = {}
         for e in stored:
             if e.project_id in self.subscribers:
-                by_project.setdefault(e.project_id, []).append((e.name, frame(e.id, e.as_public())))
+                by_project.setdefault(e.project_id, []).append((e.name, frame(e.id, public(e))))
         for project_id, frames in by_project.items():
             self._deliver(project_id, frames)
 

@@ -19,7 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from eventdock.core.errors import FieldError, InvalidInput
 from eventdock.core.events import now_ms
 from eventdock.store.database import Database
-from eventdock.store.schemas import bump_version, event_definition_creators, event_schemas, property_groups, schema_properties
+from eventdock.store.schemas import (
+    bump_version,
+    event_definition_creators,
+    event_schemas,
+    property_groups,
+    schema_properties,
+)
 from eventdock.store.tables import event_definitions
 
 GROUP_NAME_TAKEN = "A property group with this name already exists for this team"

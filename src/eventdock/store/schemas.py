@@ -29,7 +29,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from eventdock.core.governance import EventSchema, Governance, ProjectSchemas, PropertyRule
+from eventdock.core.governance import (
+    EventSchema,
+    Governance,
+    ProjectSchemas,
+    PropertyRule,
+)
 from eventdock.store.database import Database
 from eventdock.store.tables import Json, event_definitions, metadata, schema_versions
 
