@@ -1,0 +1,42 @@
+"""SPEC §3.3: an event definition's volume and last_seen_at are kept current
+(they may lag a few seconds), and retried ids count once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from tests.conftest import Project
+
+INGEST = "/platform/ingest/v1/events"
+
+
+async def definition(client: httpx.AsyncClient, project: Project, name: str) -> dict[str, Any]:
+    r = await client.get(f"/api/projects/{project.id}/event_definitions/", params={"search": name}, headers=project.headers)
+    assert r.status_code == 200
+    (found,) = [d for d in r.json()["results"] if d["name"] == name]
+    return found  # type: ignore[no-any-return]
+
+
+async def test_volume_and_last_seen_follow_the_stored_events(client: httpx.AsyncClient, project: Project) -> None:
+    batch = [
+        {"event.id": "u1", "event.name": "usage", "timestamp": "2026-01-01T00:00:00Z"},
+        {"event.id": "u2", "event.name": "usage", "timestamp": "2026-01-03T00:00:00Z"},
+        {"event.id": "u3", "event.name": "usage", "timestamp": "2026-01-02T00:00:00Z"},
+    ]
+    assert (await client.post(INGEST, json=batch, headers=project.headers)).status_code == 202
+    # Listed as soon as the request is acknowledged (created in the same transaction).
+    assert (await definition(client, project, "usage"))["name"] == "usage"
+    # A retry of the same ids is acknowledged and stored (and counted) once.
+    assert (await client.post(INGEST, json=batch, headers=project.headers)).status_code == 202
+    for _ in range(50):  # usage counters are flushed about once a second
+        found = await definition(client, project, "usage")
+        if found["volume"] == 3:
+            break
+        await asyncio.sleep(0.1)
+    assert found["volume"] == 3
+    assert found["last_seen_at"].startswith("2026-01-03T00:00:00")
+    await asyncio.sleep(1.5)  # one more flush must not count the retry
+    assert (await definition(client, project, "usage"))["volume"] == 3
