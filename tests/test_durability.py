@@ -123,3 +123,37 @@ async def test_concurrent_single_event_requests_share_transactions(client: httpx
     assert transactions < 64
     items = (await client.get(f"/v1/projects/{project.id}/events", params={"limit": 100}, headers=project.headers)).json()["data"]["items"]
     assert len(items) == 64
+
+
+async def test_a_rolled_back_batch_leaves_no_rows_also_when_copied(backend: str, tmp_path: Path) -> None:
+    """All or none (SPEC §3.2) for the insert itself. PostgreSQL's COPY goes to
+    asyncpg beside SQLAlchemy; it must run inside the writer's transaction,
+    not commit on its own."""
+    from eventdock.config import Limits
+    from eventdock.core.events import Draft, normalise, now_ms
+    from eventdock.store.database import Database
+    from eventdock.store.events import COPY_MIN_ROWS, insert_events
+
+    url = fresh_database_url(backend, tmp_path, "rollback")
+    db = Database(url)
+    try:
+        await asyncio.to_thread(db.migrate)
+        batch = [
+            normalise(Draft(name="n", properties={"i": i}), project_id="p", source="ingest", limits=Limits(), received_at_ms=now_ms())
+            for i in range(COPY_MIN_ROWS * 2)
+        ]
+        conn = await db.connect_writer()
+        try:
+            try:
+                async with conn.begin():
+                    await insert_events(conn, batch)
+                    raise RuntimeError("a later step of the batch failed")
+            except RuntimeError:
+                pass
+        finally:
+            await conn.close()
+        async with db.read() as read:
+            assert (await read.execute(sa.text("SELECT count(*) FROM events"))).scalar() == 0
+    finally:
+        await db.dispose()
+        drop_database(url)

@@ -331,6 +331,25 @@ async def test_resent_batch_is_stored_once(client: httpx.AsyncClient, project: P
     assert first["properties"]["n"] == 0
 
 
+async def test_large_batch_mixing_generated_and_chosen_ids_stores_each_once(client: httpx.AsyncClient, project: Project) -> None:
+    """Enough generated ids for PostgreSQL's COPY (store.events.COPY_MIN_ROWS) in
+    the same transaction as client ids, some of them already stored."""
+    from eventdock.store.events import COPY_MIN_ROWS
+
+    earlier = [{"event.id": f"mixed-{n}", "round": 1} for n in range(10)]
+    assert (await client.post(URL, json=earlier, headers=project.headers)).status_code == 202
+    generated = [{"event.name": "fresh", "n": n} for n in range(COPY_MIN_ROWS * 2)]
+    chosen = [{"event.id": f"mixed-{n}", "round": 2} for n in range(40)]
+    r = await client.post(URL, json=generated + chosen, headers=project.headers)
+    assert r.status_code == 202, r.text
+    events = await all_events(client, project)
+    assert len(events) == len(generated) + 40
+    assert len({e["id"] for e in events}) == len(events)
+    assert sorted(e["properties"]["n"] for e in events if e["nameEvent"] == "fresh") == list(range(len(generated)))
+    rounds = {e["id"]: e["properties"]["round"] for e in events if e["id"].startswith("mixed-")}
+    assert rounds == {f"mixed-{n}": 1 if n < 10 else 2 for n in range(40)}
+
+
 async def test_same_ids_in_two_projects_are_two_events(client: httpx.AsyncClient, project: Project, admin: Key) -> None:
     from tests.conftest import create_project
 
