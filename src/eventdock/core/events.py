@@ -8,7 +8,6 @@ the per-event limits of SPEC §3.6, fills in id and time, and produces the
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -54,8 +53,10 @@ def parse_rfc3339_ms(value: str) -> int | None:
     return int(parsed.timestamp() * 1000)
 
 
-@dataclass(slots=True)
-class Draft:
+# Draft and Event are built once per event on the hot path; msgspec's Struct
+# builds from keywords in C (0.25 µs here, against 1.1–1.5 µs for a slotted
+# dataclass called with keywords).
+class Draft(msgspec.Struct):
     """An event as a dialect understood it, before normalisation."""
 
     name: str
@@ -70,8 +71,7 @@ class Draft:
     properties_path: tuple[str | int, ...] = ()
 
 
-@dataclass(slots=True)
-class Event:
+class Event(msgspec.Struct):
     """A stored event (SPEC §3.1). ``properties_json`` is the encoded object."""
 
     id: str

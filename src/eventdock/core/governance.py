@@ -25,9 +25,11 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+
+import msgspec
 
 from eventdock.core.errors import FieldError
 from eventdock.core.events import Event, public
@@ -87,15 +89,14 @@ class ViolationRecord:
         return {**public(e), "timestamp_ms": e.timestamp_ms, "received_at_ms": e.received_at_ms, "client_id": e.client_id}
 
 
-@dataclass
-class Verdict:
+class Verdict(msgspec.Struct):
     """What governance decided for one request's events."""
 
     accepted: list[Event]
     # Records the writer stores in the same transaction (violations).
-    records: list[Any] = field(default_factory=list)
+    records: list[Any] = msgspec.field(default_factory=list)
     # Per rejected event (index in the request): the errors that rejected it.
-    rejected: dict[int, list[FieldError]] = field(default_factory=dict)
+    rejected: dict[int, list[FieldError]] = msgspec.field(default_factory=dict)
 
     @property
     def quarantined(self) -> int:

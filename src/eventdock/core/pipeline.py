@@ -13,8 +13,9 @@ A dialect calls ``Pipeline.ingest`` with what it parsed and gets back an
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
+
+import msgspec
 
 from eventdock.config import Limits
 from eventdock.core.errors import (
@@ -37,8 +38,7 @@ class Committer(Protocol):
     def ensure_room(self) -> None: ...
 
 
-@dataclass
-class IngestResult:
+class IngestResult(msgspec.Struct):
     events: list[Event]  # normalised, in request order (stored or deduplicated)
     verdict: Verdict
 

@@ -21,9 +21,9 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventdock.config import WriterSettings
@@ -42,14 +42,13 @@ TransactionStep = Callable[[AsyncConnection, list[Event], Sequence["Submission"]
 CommitListener = Callable[[Sequence[Event]], None]
 
 
-@dataclass
-class Submission:
+class Submission(msgspec.Struct):
     """One request's share of a transaction."""
 
     events: list[Event]
     # Extra records written in the same transaction (e.g. schema violations);
     # their meaning belongs to the step that writes them.
-    records: list[Any] = field(default_factory=list)
+    records: list[Any]
     future: asyncio.Future[None] | None = None
 
     @property
