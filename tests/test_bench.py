@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from sqlalchemy import func, select
 
-from bench import bare, databases, openloop, profile, store_rate, workload, wrk
+from bench import bare, databases, openloop, profile, sqlite_ceiling, store_rate, workload, wrk
 from bench.servers import RssSampler, bare_server
 from eventdock.store.database import Database
 from eventdock.store.tables import events
@@ -111,6 +111,25 @@ def test_store_meter_inserts_ingest_shaped_rows(backend: str, tmp_path: Path) ->
             assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,)).fetchone() == (0,)
     else:
         assert not Path(url.removeprefix("sqlite:///")).exists()
+
+
+@pytest.mark.parametrize("table", list(sqlite_ceiling.TABLES))
+def test_sqlite_ceiling_writes_its_rows_into_the_table_it_names(table: str, tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "ceiling.db"
+    assert sqlite_ceiling.measure(path, sqlite_ceiling.TABLES[table], rows=50, transactions=3) > 0
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(DISTINCT id) FROM events").fetchone() == (150,)
+        indexes = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")}
+    finally:
+        conn.close()
+    key = {"sqlite_autoindex_events_1"}
+    if table == "events as migrated (key + indexes)":
+        assert key < indexes and {"ix_events_project_time", "ix_events_project_name_time"} <= indexes
+    else:
+        assert indexes == (key if table == "primary key only" else set())
 
 
 @needs_wrk

@@ -1,0 +1,94 @@
+"""``python -m bench.sqlite_ceiling``: how fast this machine's SQLite stores event rows at all.
+
+SPEC §9 asks for 150,000 events/s through the whole pipeline on SQLite.
+This measures the ceiling under it, with no eventdock code in the timed
+part: plain ``sqlite3`` ``executemany`` of rows shaped as the writer stores
+them (``store_rate.build_batch``), WAL with ``synchronous=FULL``, one
+``BEGIN IMMEDIATE`` … ``COMMIT`` per transaction, for three tables:
+
+- ``events`` as the migrations create it (primary key for idempotency,
+  SPEC §3.1, and the indexes the queries of §8 use; the partial one on
+  ``profile_id`` skips these rows, which carry none);
+- the same table with its primary key only;
+- a table with the same columns and no key or index at all (the floor).
+
+    python -m bench.sqlite_ceiling [--rows 5000] [--transactions 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import workload
+from bench.store_rate import build_batch
+from eventdock.core.events import new_event_id
+from eventdock.store.database import Database
+from eventdock.store.events import EVENT_COLUMNS, event_row
+
+_COLUMNS = ", ".join(EVENT_COLUMNS)
+
+
+def _key_only(conn: sqlite3.Connection) -> None:
+    # SQLite's own index for the primary key has no CREATE statement (sql IS NULL).
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL").fetchall():
+        conn.execute(f'DROP INDEX "{name}"')
+
+
+def _no_key_or_index(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP TABLE events")
+    conn.execute(f"CREATE TABLE events ({_COLUMNS})")
+
+
+TABLES: dict[str, Callable[[sqlite3.Connection], None]] = {
+    "events as migrated (key + indexes)": lambda conn: None,
+    "primary key only": _key_only,
+    "no key, no index (floor)": _no_key_or_index,
+}
+
+
+def measure(path: Path, prepare: Callable[[sqlite3.Connection], None], rows: int, transactions: int) -> float:
+    """Rows per second inside the transactions (rows are built before the clock)."""
+    Database(f"sqlite:///{path}").migrate()
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        prepare(conn)
+        project_id = str(uuid.uuid4())
+        events = build_batch(project_id, workload.batch_event(0), rows)
+        insert = f"INSERT INTO events ({_COLUMNS}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+        elapsed = 0.0
+        for _ in range(transactions):
+            for e in events:
+                e.id = new_event_id()
+            batch = [event_row(e) for e in events]
+            started = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(insert, batch)
+            conn.execute("COMMIT")
+            elapsed += time.perf_counter() - started
+        return rows * transactions / elapsed
+    finally:
+        conn.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.sqlite_ceiling", description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=5000, help="rows per transaction (default 5000, the writer's largest)")
+    p.add_argument("--transactions", type=int, default=20, help="transactions per table (default 20)")
+    args = p.parse_args(argv)
+    print(f"$ python -m bench.sqlite_ceiling --rows {args.rows} --transactions {args.transactions}")
+    with tempfile.TemporaryDirectory(prefix="eventdock-ceiling-") as tmp:
+        for number, (label, prepare) in enumerate(TABLES.items()):
+            rate = measure(Path(tmp) / f"t{number}.db", prepare, args.rows, args.transactions)
+            print(f"{label:40s} {rate:10,.0f} rows/s")
+
+
+if __name__ == "__main__":
+    main()
