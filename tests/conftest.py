@@ -32,11 +32,15 @@ PG_URL = os.environ.get("EVENTDOCK_TEST_PG_URL", "postgresql://postgres@127.0.0.
 
 
 def fresh_database_url(backend: str, tmp_dir: Any, label: str) -> str:
-    """An empty database of ``backend`` (a new SQLite file, or a new PostgreSQL database)."""
+    """An empty database of ``backend`` (a new SQLite file, or a new PostgreSQL database).
+
+    PostgreSQL names get a random suffix: xdist may run a module-scoped
+    fixture on both workers at once, and concurrent runs share one server.
+    """
     if backend == "sqlite":
         return f"sqlite:///{tmp_dir}/{label}.db"
     base = PG_URL.rsplit("/", 1)[0]
-    name = f"eventdock_{label}".replace("-", "_")
+    name = f"eventdock_{label}_{uuid.uuid4().hex[:8]}".replace("-", "_")
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
