@@ -212,6 +212,14 @@ class WriteLock:
         self.conn.close()
 
 
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached in 10 s")
+
+
 async def test_full_writer_queue_is_503_with_retry_after_and_nothing_accepted_is_lost(tmp_path: Path, backend: str) -> None:
     async with custom_app(backend, tmp_path, writer=WriterSettings(max_queue_events=3, max_wait_ms=0)) as c:
         writer = c.app.state.services.writer
@@ -219,18 +227,11 @@ async def test_full_writer_queue_is_503_with_retry_after_and_nothing_accepted_is
             def post(n: int) -> asyncio.Task[httpx.Response]:
                 return asyncio.create_task(c.client.post(INGEST, json={"event.id": f"q{n}"}, headers=c.project.headers))
 
-            async def until(condition: Callable[[], bool]) -> None:
-                for _ in range(1000):
-                    if condition():
-                        return
-                    await asyncio.sleep(0.01)
-                raise AssertionError("condition not reached in 10 s")
-
             # One is in the writer's (blocked) transaction, three wait in the queue.
             waiting = [post(0)]
-            await until(lambda: writer.in_flight_events == 1)
+            await _until(lambda: writer.in_flight_events == 1)
             waiting += [post(n) for n in range(1, 4)]
-            await until(lambda: writer.queued_events == 3)
+            await _until(lambda: writer.queued_events == 3)
             r = await c.client.post(INGEST, json={"event.id": "refused"}, headers=c.project.headers)
             assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1 and r.json()["error"]["code"] == 503
             r = await c.client.post(cdp(c.project.id), json={"nameEvent": "refused"}, headers=c.project.headers)
@@ -241,3 +242,57 @@ async def test_full_writer_queue_is_503_with_retry_after_and_nothing_accepted_is
         assert [t.status_code for t in await asyncio.gather(*waiting)] == [202] * 4
         items = (await c.client.get(cdp(c.project.id), headers=c.project.headers)).json()["data"]["items"]
         assert sorted(i["id"] for i in items) == ["q0", "q1", "q2", "q3"]
+
+
+@pytest.mark.parametrize("route", ["generic", "cdp"])
+async def test_queue_filling_while_a_body_arrives_refuses_it_before_parsing(tmp_path: Path, backend: str, route: str) -> None:
+    """A request admitted while there was room is checked again once its body is in.
+
+    Otherwise every request admitted before the queue filled is parsed, only
+    to be refused when it is submitted: under overload that wasted parsing
+    starved the writer. The body here is malformed, so 503 (not 400) shows
+    it was refused before it was parsed.
+    """
+    async with custom_app(backend, tmp_path, writer=WriterSettings(max_queue_events=2, max_wait_ms=0)) as c:
+        writer = c.app.state.services.writer
+        url = INGEST if route == "generic" else cdp(c.project.id)
+        with WriteLock(c.database_url):
+            waiting = [asyncio.create_task(c.client.post(INGEST, json={"event.id": "q0"}, headers=c.project.headers))]
+            await _until(lambda: writer.in_flight_events == 1)
+            first_chunk_read, queue_full = asyncio.Event(), asyncio.Event()
+
+            async def slow_body() -> AsyncIterator[bytes]:
+                yield b'{"event.id": '
+                first_chunk_read.set()
+                await queue_full.wait()
+                yield b"not json"
+
+            headers = {**c.project.headers, "Content-Type": "application/json"}
+            slow = asyncio.create_task(c.client.post(url, content=slow_body(), headers=headers))
+            await first_chunk_read.wait()  # past the check before reading: the queue was empty
+            waiting += [asyncio.create_task(c.client.post(INGEST, json={"event.id": f"q{n}"}, headers=c.project.headers)) for n in (1, 2)]
+            await _until(lambda: writer.queued_events == 2)
+            queue_full.set()
+            r = await slow
+            assert r.status_code == 503 and "retry-after" in r.headers
+        assert [t.status_code for t in await asyncio.gather(*waiting)] == [202] * 3
+
+
+async def test_the_request_that_fills_the_queue_is_taken_whole_and_the_next_refused(tmp_path: Path, backend: str) -> None:
+    """Room is judged before parsing (the size is unknown then) and again at submit by the same test."""
+    async with custom_app(backend, tmp_path, writer=WriterSettings(max_queue_events=3, max_wait_ms=0)) as c:
+        writer = c.app.state.services.writer
+        with WriteLock(c.database_url):
+            waiting = [asyncio.create_task(c.client.post(INGEST, json={"event.id": "f0"}, headers=c.project.headers))]
+            await _until(lambda: writer.in_flight_events == 1)
+            waiting.append(asyncio.create_task(c.client.post(INGEST, json=[{"event.id": "f1"}, {"event.id": "f2"}], headers=c.project.headers)))
+            await _until(lambda: writer.queued_events == 2)
+            # 2 of 3 queued: there is room, so five more are taken together.
+            batch = [{"event.id": f"g{n}"} for n in range(5)]
+            waiting.append(asyncio.create_task(c.client.post(INGEST, json=batch, headers=c.project.headers)))
+            await _until(lambda: writer.queued_events == 7)
+            r = await c.client.post(INGEST, json={"event.id": "refused"}, headers=c.project.headers)
+            assert r.status_code == 503
+        assert [t.status_code for t in await asyncio.gather(*waiting)] == [202] * 3
+        items = (await c.client.get(cdp(c.project.id) + "?limit=100", headers=c.project.headers)).json()["data"]["items"]
+        assert sorted(i["id"] for i in items) == ["f0", "f1", "f2", "g0", "g1", "g2", "g3", "g4"]

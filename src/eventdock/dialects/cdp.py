@@ -203,6 +203,7 @@ async def create_event(projectUuid: str, request: Request) -> Response:  # noqa:
         raise UnsupportedMediaType(f"Content type '{request.headers.get('content-type', '')}' not supported; use application/json.")
     svc.pipeline.ensure_room()
     body = await read_body(request, svc.settings.limits.max_body_bytes)
+    svc.pipeline.ensure_room()  # the queue may have filled while the body arrived
     try:
         parsed = _decode(body)
     except msgspec.DecodeError as exc:

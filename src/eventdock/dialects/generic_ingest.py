@@ -190,6 +190,7 @@ async def ingest_events(request: Request) -> Response:
         raise UnsupportedMediaType("Use Content-Type application/json (or application/x-ndjson) with UTF-8.")
     svc.pipeline.ensure_room()
     body = await read_body(request, svc.settings.limits.max_body_bytes)
+    svc.pipeline.ensure_room()  # the queue may have filled while the body arrived
     items = _parse_body(body, ndjson=kind == "application/x-ndjson")
     svc.pipeline.check_count(len(items))  # before any per-event work
     errors: list[FieldError] = []

@@ -9,8 +9,9 @@ resolved, so a success status always means "durably stored".
 
 A request's events are never split across transactions. If a batch fails,
 each request in it is retried in a transaction of its own, so one request
-cannot fail its neighbours. The queue is bounded by events: past
-``max_queue_events`` a request is refused with ``Unavailable`` (503).
+cannot fail its neighbours. The queue is bounded by events: once
+``max_queue_events`` wait, requests are refused with ``Unavailable`` (503),
+before their bodies are parsed.
 """
 
 from __future__ import annotations
@@ -140,9 +141,11 @@ class GroupCommitWriter:
         submission = Submission(events=events, records=records or [])
         if self._closing:
             raise Unavailable("The server is shutting down.")
-        # An oversized request alone in an empty queue is still taken: the
-        # bound is on what waits, not on what one request may carry.
-        if self._queued and self._queued + submission.size > self.settings.max_queue_events:
+        # The same test as ensure_room, which ran before the request was
+        # parsed: a request admitted there is not refused here after its
+        # parsing was paid for. So the request that fills the queue is taken
+        # whole, and what waits stays under max_queue_events plus one request.
+        if self._queued >= self.settings.max_queue_events:
             raise Unavailable("The write queue is full.", retry_after=1)
         submission.future = asyncio.get_running_loop().create_future()
         self._queue.append(submission)
