@@ -59,6 +59,9 @@ class Settings:
     # How often the live-event clock looks for due transitions.
     live_clock_interval: float = 0.5
     migrate_on_start: bool = True
+    # A server worker's garbage-collector generation-0 threshold (CPython's
+    # default is 700); 0 keeps the interpreter's. See app.tune_gc.
+    gc_gen0_threshold: int = 50_000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -82,6 +85,7 @@ class Settings:
             "schema_poll_seconds": float(env.get("EVENTDOCK_SCHEMA_POLL_SECONDS", 0.5)),
             "live_clock_interval": float(env.get("EVENTDOCK_LIVE_CLOCK_INTERVAL", 0.5)),
             "migrate_on_start": env.get("EVENTDOCK_MIGRATE_ON_START", "1") not in ("0", "false"),
+            "gc_gen0_threshold": int(env.get("EVENTDOCK_GC_GEN0_THRESHOLD", 50_000)),
         }
         base.update(overrides)
         return cls(**base)  # type: ignore[arg-type]
