@@ -37,9 +37,10 @@ class WriterSettings:
     max_wait_ms: float = 2.0
     # Most requests one transaction holds; 1 turns group commit off (bench).
     max_batch_requests: int = 10_000
-    # Events queued and not yet committed, beyond which requests get 503.
-    # A parsed event costs ~1-2 kB (dict, Event, JSON, insert row), so this
-    # and max_batch_events keep a worker's queue + transaction under ~60 MB.
+    # Once this many events are queued and not yet committed, requests get
+    # 503 (the request that crossed the bound was taken whole). A parsed
+    # event costs ~1-2 kB (dict, Event, JSON, insert row), so this, one
+    # request and max_batch_events bound a worker's queue + transaction.
     max_queue_events: int = 15_000
 
 
