@@ -85,14 +85,11 @@ class Pipeline:
         self.clock = clock
 
     def ensure_room(self) -> None:
-        """Refuse (503) if the writer's queue is full: before a request is read, and again before it is parsed.
+        """Refuse (503) if the writer's queue is full; cheap, so callable before
+        a request is read and again before it is parsed (``read_ingest_body``).
 
         Under overload this keeps memory bounded by the queue, not by what
-        every waiting client sends, and makes the refusal cheap. The second
-        check matters most: requests admitted while the queue had room would
-        otherwise all be parsed — the expensive part — only to be refused at
-        ``submit`` once the first of them filled it, and that work starved
-        the writer (the bench's overload phase stored 0 events/s).
+        every waiting client sends, and makes the refusal cheap.
         """
         self.committer.ensure_room()
 

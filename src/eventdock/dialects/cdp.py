@@ -29,7 +29,7 @@ from eventdock.core.errors import (
 )
 from eventdock.core.events import NUL_MESSAGE, Draft, format_ms, now_ms, parse_time
 from eventdock.core.paging import read_cursor, split_page
-from eventdock.http.body import media_type, read_body
+from eventdock.http.body import media_type, read_ingest_body
 from eventdock.http.services import authorise, services
 from eventdock.store import events as event_store
 from eventdock.store.query import EventFilter, list_page
@@ -201,9 +201,7 @@ async def create_event(projectUuid: str, request: Request) -> Response:  # noqa:
     kind, params = media_type(request)
     if kind != "application/json" or params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
         raise UnsupportedMediaType(f"Content type '{request.headers.get('content-type', '')}' not supported; use application/json.")
-    svc.pipeline.ensure_room()
-    body = await read_body(request, svc.settings.limits.max_body_bytes)
-    svc.pipeline.ensure_room()  # the queue may have filled while the body arrived
+    body = await read_ingest_body(request, svc.settings.limits.max_body_bytes, svc.pipeline.ensure_room)
     try:
         parsed = _decode(body)
     except msgspec.DecodeError as exc:

@@ -27,7 +27,7 @@ from eventdock.core.errors import (
     retry_after_header,
 )
 from eventdock.core.events import Draft, new_event_id, parse_time
-from eventdock.http.body import media_type, read_body
+from eventdock.http.body import media_type, read_ingest_body
 from eventdock.http.services import authorise, services
 
 router = APIRouter(tags=["generic ingest (OpenPipeline)"])
@@ -188,9 +188,7 @@ async def ingest_events(request: Request) -> Response:
     kind, params = media_type(request)
     if kind not in ("application/json", "application/x-ndjson") or params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
         raise UnsupportedMediaType("Use Content-Type application/json (or application/x-ndjson) with UTF-8.")
-    svc.pipeline.ensure_room()
-    body = await read_body(request, svc.settings.limits.max_body_bytes)
-    svc.pipeline.ensure_room()  # the queue may have filled while the body arrived
+    body = await read_ingest_body(request, svc.settings.limits.max_body_bytes, svc.pipeline.ensure_room)
     items = _parse_body(body, ndjson=kind == "application/x-ndjson")
     svc.pipeline.check_count(len(items))  # before any per-event work
     errors: list[FieldError] = []

@@ -9,6 +9,7 @@ with the output capped, so a small bomb cannot expand in memory.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 from starlette.requests import Request
 
@@ -67,6 +68,22 @@ async def read_body(request: Request, limit: int) -> bytes:
         if not inflater.eof:
             raise InvalidInput("The gzip body is truncated.")
     return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+async def read_ingest_body(request: Request, limit: int, ensure_room: Callable[[], None]) -> bytes:
+    """An ingest request's body, refused (``ensure_room`` raises 503) while the writer's queue is full.
+
+    Checked before the body is read, so a refusal under overload costs no
+    reading, and again once it is in, before the caller parses it: requests
+    admitted while the queue had room would otherwise all be parsed — the
+    expensive part — only to be refused at submit once the first of them
+    filled it. That wasted parsing starved the writer: the bench's overload
+    phase stored 0 events/s (bench/PROFILE.md).
+    """
+    ensure_room()
+    body = await read_body(request, limit)
+    ensure_room()
+    return body
 
 
 def media_type(request: Request) -> tuple[str, dict[str, str]]:

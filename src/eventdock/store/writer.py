@@ -130,7 +130,7 @@ class GroupCommitWriter:
     # -- submitting ---------------------------------------------------------
 
     def ensure_room(self) -> None:
-        """Raise ``Unavailable`` when the queue is full (checked before parsing a request)."""
+        """Raise ``Unavailable`` when the queue is full or the writer is stopping (before a request is read, before it is parsed, and at submit)."""
         if self._closing:
             raise Unavailable("The server is shutting down.")
         if self._queued >= self.settings.max_queue_events:
@@ -138,15 +138,12 @@ class GroupCommitWriter:
 
     async def submit(self, events: list[Event], records: list[Any] | None = None) -> None:
         """Store ``events`` (and ``records``) durably; return after COMMIT."""
+        # The very test that admitted the request before it was parsed, so a
+        # request admitted there is not refused here after its parsing was
+        # paid for: the request that fills the queue is taken whole, and what
+        # waits stays under max_queue_events plus one request.
+        self.ensure_room()
         submission = Submission(events=events, records=records or [])
-        if self._closing:
-            raise Unavailable("The server is shutting down.")
-        # The same test as ensure_room, which ran before the request was
-        # parsed: a request admitted there is not refused here after its
-        # parsing was paid for. So the request that fills the queue is taken
-        # whole, and what waits stays under max_queue_events plus one request.
-        if self._queued >= self.settings.max_queue_events:
-            raise Unavailable("The write queue is full.", retry_after=1)
         submission.future = asyncio.get_running_loop().create_future()
         self._queue.append(submission)
         self._queued += submission.size
