@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -115,8 +116,6 @@ def test_store_meter_inserts_ingest_shaped_rows(backend: str, tmp_path: Path) ->
 
 @pytest.mark.parametrize("table", list(sqlite_ceiling.TABLES))
 def test_sqlite_ceiling_writes_its_rows_into_the_table_it_names(table: str, tmp_path: Path) -> None:
-    import sqlite3
-
     path = tmp_path / "ceiling.db"
     assert sqlite_ceiling.measure(path, sqlite_ceiling.TABLES[table], rows=50, transactions=3) > 0
     conn = sqlite3.connect(path)
