@@ -33,6 +33,7 @@ from eventdock.core.events import Event, format_ms, now_ms
 from eventdock.store import events as event_rows
 from eventdock.store.database import Database
 from eventdock.store.tenancy import Tenancy
+from eventdock.store.writer_connection import connect_writer
 
 DAY = 86_400_000
 NAMES = [f"event_{i:02d}" for i in range(20)]
@@ -42,6 +43,7 @@ async def load(db: Database, project_id: str, count: int, end_ms: int) -> float:
     rng = random.Random(5)
     encode = msgspec.json.Encoder().encode
     started = time.perf_counter()
+    writer = connect_writer(db)
     batch_size = 20_000
     for start in range(0, count, batch_size):
         batch = []
@@ -59,8 +61,8 @@ async def load(db: Database, project_id: str, count: int, end_ms: int) -> float:
                     properties_json=encode(props),
                 )
             )
-        async with db.write() as conn:
-            await event_rows.insert_events(conn, batch)
+        await writer.run(lambda conn, batch=batch: event_rows.insert_events(conn, batch))
+    await writer.close()
     return time.perf_counter() - started
 
 

@@ -3,9 +3,10 @@
 Events shaped exactly as generic ingest stores them (normalised by the same
 ``normalise``, encoded properties, generated UUIDv7 ids) are inserted with
 ``eventdock.store.events.insert_events`` in 500-event batches, one
-``db.write()`` transaction each (BEGIN IMMEDIATE + COMMIT with
-synchronous=FULL on SQLite; a synchronous commit on PostgreSQL), one after
-the other on one connection — what the group-commit writer does, minus
+transaction each on the group-commit writer's own connection
+(``store/writer_connection.py``: BEGIN IMMEDIATE + COMMIT with
+synchronous=FULL on SQLite's writer thread; a synchronous commit on
+PostgreSQL), one after the other — what the group-commit writer does, minus
 HTTP, parsing, queueing and definitions. The events are built before the
 clock starts, so only the store is timed.
 """
@@ -25,6 +26,7 @@ from eventdock.core.events import Draft, Event, new_event_id, normalise, now_ms
 from eventdock.store.database import Database
 from eventdock.store.events import insert_events
 from eventdock.store.tables import projects
+from eventdock.store.writer_connection import connect_writer
 
 
 @dataclass
@@ -62,6 +64,7 @@ async def measure(database_url: str, properties: dict[str, Any], *, batch_size: 
         # Enough distinct batches for the run, built ahead of the clock; a
         # batch is re-stamped with new ids when the pool runs out.
         pool = [build_batch(project_id, properties, batch_size) for _ in range(64)]
+        writer = connect_writer(db)  # the group-commit writer's own connection
 
         async def one(i: int) -> float:
             batch = pool[i % len(pool)]
@@ -69,8 +72,7 @@ async def measure(database_url: str, properties: dict[str, Any], *, batch_size: 
                 for e in batch:
                     e.id = new_event_id()
             started = time.perf_counter()
-            async with db.write() as conn:
-                await insert_events(conn, batch)
+            await writer.run(lambda conn: insert_events(conn, batch))
             return time.perf_counter() - started
 
         i = 0
@@ -85,6 +87,7 @@ async def measure(database_url: str, properties: dict[str, Any], *, batch_size: 
             i += 1
         # Time inside the transactions only: re-stamping ids is not the store's.
         elapsed = sum(latencies)
+        await writer.close()
     finally:
         await db.dispose()
     latencies.sort()

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from tests.conftest import Project, drop_database, fresh_database_url
@@ -133,6 +134,7 @@ async def test_a_rolled_back_batch_leaves_no_rows_also_when_copied(backend: str,
     from eventdock.core.events import Draft, normalise, now_ms
     from eventdock.store.database import Database
     from eventdock.store.events import COPY_MIN_ROWS, insert_events
+    from eventdock.store.writer_connection import connect_writer
 
     url = fresh_database_url(backend, tmp_path, "rollback")
     db = Database(url)
@@ -142,16 +144,17 @@ async def test_a_rolled_back_batch_leaves_no_rows_also_when_copied(backend: str,
             normalise(Draft(name="n", properties={"i": i}), project_id="p", source="ingest", limits=Limits(), received_at_ms=now_ms())
             for i in range(COPY_MIN_ROWS * 2)
         ]
-        conn = await db.connect_writer()
+
+        def insert_then_fail(conn: sa.Connection) -> None:
+            insert_events(conn, batch)
+            raise RuntimeError("a later step of the batch failed")
+
+        writer = connect_writer(db)
         try:
-            try:
-                async with conn.begin():
-                    await insert_events(conn, batch)
-                    raise RuntimeError("a later step of the batch failed")
-            except RuntimeError:
-                pass
+            with pytest.raises(RuntimeError):
+                await writer.run(insert_then_fail)
         finally:
-            await conn.close()
+            await writer.close()
         async with db.read() as read:
             assert (await read.execute(sa.text("SELECT count(*) FROM events"))).scalar() == 0
     finally:

@@ -220,8 +220,13 @@ async def _until(condition: Callable[[], bool]) -> None:
     raise AssertionError("condition not reached in 10 s")
 
 
+def one_writer(max_queue_events: int) -> WriterSettings:
+    """One transaction in flight at a time (PostgreSQL's default is two), so the queue's content is exact."""
+    return WriterSettings(max_queue_events=max_queue_events, max_wait_ms=0, connections=1)
+
+
 async def test_full_writer_queue_is_503_with_retry_after_and_nothing_accepted_is_lost(tmp_path: Path, backend: str) -> None:
-    async with custom_app(backend, tmp_path, writer=WriterSettings(max_queue_events=3, max_wait_ms=0)) as c:
+    async with custom_app(backend, tmp_path, writer=one_writer(max_queue_events=3)) as c:
         writer = c.app.state.services.writer
         with WriteLock(c.database_url):
             def post(n: int) -> asyncio.Task[httpx.Response]:
@@ -253,7 +258,7 @@ async def test_queue_filling_while_a_body_arrives_refuses_it_before_parsing(tmp_
     starved the writer. The body here is malformed, so 503 (not 400) shows
     it was refused before it was parsed.
     """
-    async with custom_app(backend, tmp_path, writer=WriterSettings(max_queue_events=2, max_wait_ms=0)) as c:
+    async with custom_app(backend, tmp_path, writer=one_writer(max_queue_events=2)) as c:
         writer = c.app.state.services.writer
         url = INGEST if route == "generic" else cdp(c.project.id)
         with WriteLock(c.database_url):
@@ -280,7 +285,7 @@ async def test_queue_filling_while_a_body_arrives_refuses_it_before_parsing(tmp_
 
 async def test_the_request_that_fills_the_queue_is_taken_whole_and_the_next_refused(tmp_path: Path, backend: str) -> None:
     """Room is judged before parsing (the size is unknown then) and again at submit by the same test."""
-    async with custom_app(backend, tmp_path, writer=WriterSettings(max_queue_events=3, max_wait_ms=0)) as c:
+    async with custom_app(backend, tmp_path, writer=one_writer(max_queue_events=3)) as c:
         writer = c.app.state.services.writer
         with WriteLock(c.database_url):
             waiting = [asyncio.create_task(c.client.post(INGEST, json={"event.id": "f0"}, headers=c.project.headers))]

@@ -42,6 +42,10 @@ class WriterSettings:
     # event costs ~1-2 kB (dict, Event, JSON, insert row), so this, one
     # request and max_batch_events bound a worker's queue + transaction.
     max_queue_events: int = 15_000
+    # PostgreSQL: writer connections per process, each committing its own
+    # batch, so one waits for its COMMIT while the next is written. SQLite
+    # admits one writing transaction at a time and always uses one.
+    connections: int = 2
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -80,15 +80,18 @@ class Database:
             return f"{self.url.database}.writer-lock"
         return None
 
-    async def connect_writer(self) -> AsyncConnection:
-        """A long-lived connection for the group-commit writer.
-
-        Each batch runs ``async with conn.begin()`` on it (BEGIN IMMEDIATE on
-        SQLite): no pool checkout, and no reset-on-return ROLLBACK, per batch.
-        """
-        conn = await self.engine.connect()
-        await conn.execution_options(eventdock_write=True)
-        return conn
+    def sync_engine(self) -> Engine:
+        """A plain (non-asyncio) SQLite engine: the writer's thread uses it (``store/writer_connection.py``)."""
+        assert self.is_sqlite
+        engine = create_engine(
+            self._driver_url(async_=False),
+            poolclass=NullPool,
+            connect_args={"timeout": 30},
+            json_serializer=_json_serializer,
+            json_deserializer=msgspec.json.decode,
+        )
+        _configure_sqlite(engine)
+        return engine
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

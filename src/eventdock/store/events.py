@@ -1,5 +1,9 @@
 """Event rows: the batched insert used by the writer, and the reads.
 
+The writer's steps (``without_stored``, ``insert_events``, ``define_events``)
+are plain functions of a SQLAlchemy ``Connection``: the writer runs its whole
+transaction in one call (``store/writer_connection.py``).
+
 The insert is the one place where the two back ends differ on purpose:
 SQLite takes an ``executemany`` of plain tuples (one prepared statement
 stepped per row, no Python per row beyond the tuple). PostgreSQL takes
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from eventdock.core.events import Event, now_ms
 from eventdock.store.database import Database
@@ -67,7 +71,7 @@ def unique_events(batch: Sequence[Event]) -> list[Event]:
     return out
 
 
-async def without_stored(conn: AsyncConnection, batch: list[Event]) -> list[Event]:
+def without_stored(conn: Connection, batch: list[Event]) -> list[Event]:
     """The events whose ids are not stored yet.
 
     Only client-chosen ids can repeat; generated UUIDv7 ids are new by
@@ -86,30 +90,30 @@ async def without_stored(conn: AsyncConnection, batch: list[Event]) -> list[Even
         if conn.dialect.name == "postgresql":
             # One array parameter: one prepared statement whatever the batch
             # size, planned as primary-key probes (project_id, id).
-            rows = await conn.exec_driver_sql(_PG_STORED, (project_id, ids))
+            rows = conn.exec_driver_sql(_PG_STORED, (project_id, ids))
             stored.update((project_id, r[0]) for r in rows)
             continue
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            rows = await conn.execute(select(events.c.id).where(events.c.project_id == project_id, events.c.id.in_(chunk)))
+            rows = conn.execute(select(events.c.id).where(events.c.project_id == project_id, events.c.id.in_(chunk)))
             stored.update((project_id, r[0]) for r in rows)
     if not stored:
         return batch
     return [e for e in batch if (e.project_id, e.id) not in stored]
 
 
-async def insert_events(conn: AsyncConnection, batch: Sequence[Event]) -> list[Event]:
+def insert_events(conn: Connection, batch: Sequence[Event]) -> list[Event]:
     """Insert, skipping ids already stored; returns the events really inserted."""
     if conn.dialect.name == "sqlite":
-        await conn.exec_driver_sql(_SQLITE_INSERT, [event_row(e) for e in batch])
+        conn.exec_driver_sql(_SQLITE_INSERT, [event_row(e) for e in batch])
         return list(batch)  # without_stored ran under the write lock
     fresh = [e for e in batch if not e.client_id]
     if len(fresh) < COPY_MIN_ROWS:
-        return await _insert_arrays(conn, batch)
+        return _insert_arrays(conn, batch)
     # Generated UUIDv7 ids are new by construction: nothing for COPY to conflict with.
-    await _copy(conn, [event_row(e) for e in fresh])
+    _copy(conn, [event_row(e) for e in fresh])
     chosen = [e for e in batch if e.client_id]
-    inserted = await _insert_arrays(conn, chosen) if chosen else []
+    inserted = _insert_arrays(conn, chosen) if chosen else []
     if len(inserted) == len(chosen):
         return list(batch)
     kept = {id(e) for e in inserted}
@@ -121,23 +125,27 @@ def event_row(e: Event) -> tuple[Any, ...]:
     return (e.project_id, e.id, e.name, e.timestamp_ms, e.received_at_ms, e.source, e.profile_id, e.properties_json.decode())
 
 
-async def _copy(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
+def _copy(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Binary COPY into ``events`` on the writer's own transaction."""
-    raw = await conn.get_raw_connection()
-    pg = raw.driver_connection
-    assert pg is not None
-    if not pg.is_in_transaction():
-        # SQLAlchemy's asyncpg adapter sends BEGIN with the first statement;
-        # COPY goes to asyncpg directly, so let the adapter open it first.
-        await conn.exec_driver_sql("SELECT 1")
-    await pg.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
+    adapted = conn.connection.dbapi_connection  # SQLAlchemy's adapter around asyncpg
+    assert adapted is not None
+    if not adapted.driver_connection.is_in_transaction():
+        # The adapter sends BEGIN with the first statement; COPY goes to
+        # asyncpg directly, so let the adapter open the transaction first.
+        conn.exec_driver_sql("SELECT 1")
+    # run_async: await asyncpg's own coroutine from this synchronous code
+    # (it runs inside AsyncConnection.run_sync, on the event loop).
+    adapted.run_async(lambda pg: pg.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS))
 
 
-async def _insert_arrays(conn: AsyncConnection, batch: Sequence[Event]) -> list[Event]:
+def _insert_arrays(conn: Connection, batch: Sequence[Event]) -> list[Event]:
     """``INSERT … ON CONFLICT DO NOTHING`` from arrays; returns the events really inserted."""
-    columns = tuple(list(column) for column in zip(*map(event_row, batch)))  # one parameter tuple, not executemany
+    # Rows in key order: two transactions inserting the same client ids
+    # then wait for each other in one order and cannot deadlock.
+    ordered = sorted(batch, key=lambda e: (e.project_id, e.id))
+    columns = tuple(list(column) for column in zip(*map(event_row, ordered)))  # one parameter tuple, not executemany
     # Through SQLAlchemy's adapter, which opens the transaction lazily.
-    result = await conn.exec_driver_sql(_PG_INSERT, columns)
+    result = conn.exec_driver_sql(_PG_INSERT, columns)
     inserted = {(row[0], row[1]) for row in result}
     if len(inserted) == len(batch):
         return list(batch)
@@ -145,15 +153,15 @@ async def _insert_arrays(conn: AsyncConnection, batch: Sequence[Event]) -> list[
     return [e for e in batch if (e.project_id, e.id) in inserted]
 
 
-async def define_events(conn: AsyncConnection, names: Sequence[tuple[str, str]]) -> None:
+def define_events(conn: Connection, names: Sequence[tuple[str, str]]) -> None:
     """Create the event definition of each (project, name) that has none yet."""
     if not names:
         return
     created = now_ms()
     if conn.dialect.name == "sqlite":
-        await conn.exec_driver_sql(_SQLITE_DEFINE, [(str(uuid.uuid4()), p, n, created) for p, n in names])
+        conn.exec_driver_sql(_SQLITE_DEFINE, [(str(uuid.uuid4()), p, n, created) for p, n in names])
     else:
-        await conn.exec_driver_sql(
+        conn.exec_driver_sql(
             _PG_DEFINE, ([str(uuid.uuid4()) for _ in names], [p for p, _ in names], [n for _, n in names], created)
         )
 

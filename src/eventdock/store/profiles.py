@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventdock.core.events import Event, format_ms, new_event_id, now_ms
@@ -90,7 +91,7 @@ def lock_key(project_id: str, kind: str, value: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-async def resolve_profiles(conn: AsyncConnection, events: list[Event], batch: Sequence[Any]) -> None:
+def resolve_profiles(conn: Connection, events: list[Event], batch: Sequence[Any]) -> None:
     """Set ``profile_id`` on every event of the batch that carries identifiers."""
     by_project: dict[str, list[tuple[Event, Identity]]] = {}
     for event in events:
@@ -102,15 +103,15 @@ async def resolve_profiles(conn: AsyncConnection, events: list[Event], batch: Se
     if conn.dialect.name != "sqlite":
         keys = sorted({lock_key(p, k, v) for p, items in by_project.items() for _, ident in items for k, v in ident.identifiers})
         # unnest keeps the array's order, so the locks are taken in sorted order.
-        await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS t(k)", (keys,))
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS t(k)", (keys,))
     for project_id in sorted(by_project):
-        await _Resolver(conn, project_id).run(by_project[project_id])
+        _Resolver(conn, project_id).run(by_project[project_id])
 
 
 class _Resolver:
     """One project's share of a batch."""
 
-    def __init__(self, conn: AsyncConnection, project_id: str) -> None:
+    def __init__(self, conn: Connection, project_id: str) -> None:
         self.conn = conn
         self.project_id = project_id
         self.lock = conn.dialect.name != "sqlite"
@@ -119,20 +120,20 @@ class _Resolver:
         self.new_identifiers: dict[Key, str] = {}
         self.losers: list[tuple[str, str]] = []  # (stored loser, survivor)
 
-    async def run(self, items: list[tuple[Event, Identity]]) -> None:
+    def run(self, items: list[tuple[Event, Identity]]) -> None:
         keys = sorted({key for _, ident in items for key in ident.identifiers})
-        self.owner = await self._lookup(keys)
-        await self._load(set(self.owner.values()))
+        self.owner = self._lookup(keys)
+        self._load(set(self.owner.values()))
         for event, identity in items:
             event.profile_id = self._resolve(event, identity).id
         for event, _ in items:  # a profile made earlier in the batch may have merged since
             assert event.profile_id is not None
             event.profile_id = self._root(event.profile_id)
-        await self._write()
+        self._write()
 
     # -- reading -------------------------------------------------------------
 
-    async def _lookup(self, keys: list[Key]) -> dict[Key, str]:
+    def _lookup(self, keys: list[Key]) -> dict[Key, str]:
         found: dict[Key, str] = {}
         c = profile_identifiers.c
         for start in range(0, len(keys), _CHUNK):
@@ -143,11 +144,11 @@ class _Resolver:
             query = select(c.kind, c.value, c.profile_id).where(
                 c.project_id == self.project_id, or_(*(and_(c.kind == k, c.value.in_(vs)) for k, vs in by_kind.items()))
             )
-            for kind, value, profile_id in await self.conn.execute(query):
+            for kind, value, profile_id in self.conn.execute(query):
                 found[(kind, value)] = profile_id
         return found
 
-    async def _load(self, ids: set[str]) -> None:
+    def _load(self, ids: set[str]) -> None:
         """Read (and on PostgreSQL lock) these profiles and every survivor they point to."""
         c = profiles.c
         wanted = sorted(ids - self.profiles.keys())
@@ -160,7 +161,7 @@ class _Resolver:
                 )
                 if self.lock:
                     query = query.with_for_update()
-                for row in await self.conn.execute(query):
+                for row in self.conn.execute(query):
                     self.profiles[row.id] = _Profile(
                         id=row.id,
                         created_at=row.created_at,
@@ -238,26 +239,26 @@ class _Resolver:
 
     # -- writing ---------------------------------------------------------------
 
-    async def _write(self) -> None:
+    def _write(self) -> None:
         conn, project_id = self.conn, self.project_id
         c = profiles.c
         for loser, survivor in self.losers:
             survivor = self._root(survivor)
             # Flatten chains: whatever pointed at the loser now points at the survivor.
-            await conn.execute(
+            conn.execute(
                 update(profiles).where(c.project_id == project_id, c.merged_into == loser).values(merged_into=survivor)
             )
-            await conn.execute(
+            conn.execute(
                 update(profile_identifiers)
                 .where(profile_identifiers.c.project_id == project_id, profile_identifiers.c.profile_id == loser)
                 .values(profile_id=survivor)
             )
         created = [p for p in self.profiles.values() if p.new]
         if created:
-            await conn.execute(insert(profiles), [self._row(p) for p in created])
+            conn.execute(insert(profiles), [self._row(p) for p in created])
         changed = [p for p in self.profiles.values() if p.dirty and not p.new]
         if changed:
-            await conn.execute(
+            conn.execute(
                 update(profiles)
                 .where(c.project_id == project_id, c.id == bindparam("b_id"))
                 .values(
@@ -272,7 +273,7 @@ class _Resolver:
             )
         if self.new_identifiers:
             stamp = now_ms()
-            await conn.execute(
+            conn.execute(
                 insert(profile_identifiers),
                 [
                     {"project_id": project_id, "kind": k, "value": v, "profile_id": self._root(pid), "created_at": stamp}

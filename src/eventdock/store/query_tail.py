@@ -85,7 +85,7 @@ class LiveTail:
             writer.listeners.append(self._on_local_commit)
             writer.after_insert.append(self.publish_step)
 
-    async def publish_step(self, conn: Any, stored: list[Event], batch: Sequence[Any]) -> None:
+    def publish_step(self, conn: Any, stored: list[Event], batch: Sequence[Any]) -> None:
         if not stored:
             return
         payloads: list[str] = []
@@ -104,7 +104,7 @@ class LiveTail:
                 chunk.append(event_id)
                 size += cost
             payloads.append(_encode([self.origin, project_id, chunk]).decode())
-        await conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', p) FROM unnest($1::text[]) AS t(p)", (payloads,))
+        conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', p) FROM unnest($1::text[]) AS t(p)", (payloads,))
 
     def _on_local_commit(self, stored: Sequence[Event]) -> None:
         if not self.subscribers:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventdock.core.governance import (
@@ -109,7 +110,7 @@ violations = Table(
 )
 
 
-def upsert(conn: AsyncConnection, table: Table) -> Any:
+def upsert(conn: AsyncConnection | Connection, table: Table) -> Any:
     """The dialect's INSERT with ``on_conflict_do_*`` (both back ends spell it alike)."""
     return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
 

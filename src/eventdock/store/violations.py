@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from eventdock.core.errors import Conflict
 from eventdock.core.events import Event, now_ms
@@ -41,7 +41,7 @@ class AlreadyReplayed(Conflict):
     default_message = "This violation was already replayed."
 
 
-async def record_violations(conn: AsyncConnection, events: list[Event], batch: Sequence[Any]) -> None:
+def record_violations(conn: Connection, events: list[Event], batch: Sequence[Any]) -> None:
     """Writer step: store each submission's violation records and replay claims."""
     if not any(submission.records for submission in batch):
         return  # the usual batch: nothing to record, no per-event work
@@ -68,7 +68,7 @@ async def record_violations(conn: AsyncConnection, events: list[Event], batch: S
                     }
                 )
             elif isinstance(record, ReplayClaim):
-                claimed = await conn.execute(
+                claimed = conn.execute(
                     update(violations)
                     .where(
                         violations.c.id == record.violation_id,
@@ -81,7 +81,7 @@ async def record_violations(conn: AsyncConnection, events: list[Event], batch: S
                     raise AlreadyReplayed()
     if rows:
         stmt = upsert(conn, violations).on_conflict_do_nothing(index_elements=["project_id", "event_id", "action"])
-        await conn.execute(stmt, rows)
+        conn.execute(stmt, rows)
 
 
 # -- reads ------------------------------------------------------------------

@@ -1,11 +1,19 @@
 """The group-commit writer (SPEC §3.2).
 
 Every request hands its events to ``GroupCommitWriter.submit`` and waits.
-One task per process takes whatever requests are queued — while a commit
-is in flight the next batch gathers by itself — and stores them in one
+A writer task takes whatever requests are queued — while a commit is in
+flight the next batch gathers by itself — and stores them in one
 transaction: identity resolution, the event rows, new event definitions and
-schema violations. Only after COMMIT returns are the requests' futures
-resolved, so a success status always means "durably stored".
+schema violations. The transaction is one synchronous function, run in one
+call on the writer's connection (``writer_connection.py``: on SQLite a
+thread of its own, one hop from the event loop). Only after COMMIT returns
+are the requests' futures resolved, so a success status always means
+"durably stored".
+
+SQLite admits one writing transaction at a time, so a process has one
+writer task. On PostgreSQL ``WriterSettings.connections`` tasks, each with
+its own connection, take turns at the queue: while one waits for its
+COMMIT, the next batch is already being written.
 
 A request's events are never split across transactions. If a batch fails,
 each request in it is retried in a transaction of its own, so one request
@@ -17,29 +25,31 @@ before their bodies are parsed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from eventdock.config import WriterSettings
 from eventdock.core.errors import Unavailable
 from eventdock.core.events import Event
 from eventdock.store import events as event_rows
 from eventdock.store.database import Database
-from eventdock.store.writer_lock import WriterLock
+from eventdock.store.writer_connection import WriterConnection, connect_writer
 
 log = logging.getLogger("eventdock.writer")
 
 # A step that runs inside the batch transaction before/after the rows are
 # written: identity resolution (fills Event.profile_id), quarantine records.
-# Steps see the events that are new (duplicates already dropped).
-TransactionStep = Callable[[AsyncConnection, list[Event], Sequence["Submission"]], Awaitable[None]]
+# Steps see the events that are new (duplicates already dropped). They are
+# plain functions: the whole transaction runs in one call (on SQLite, on the
+# writer's thread).
+TransactionStep = Callable[[Connection, list[Event], Sequence["Submission"]], None]
 CommitListener = Callable[[Sequence[Event]], None]
 
 
@@ -77,11 +87,8 @@ class GroupCommitWriter:
         self._queued = 0
         self._in_flight = 0
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
-        self._conn: AsyncConnection | None = None
-        lock_path = db.writer_lock_path()
-        self._lock = WriterLock(lock_path) if lock_path else None
         self._known_definitions: set[tuple[str, str]] = set()
         # (project, name) -> (count, latest timestamp) since the last flush.
         self.usage: dict[tuple[str, str], tuple[int, int]] = {}
@@ -99,33 +106,18 @@ class GroupCommitWriter:
     # -- lifecycle ----------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="eventdock-writer")
+        if not self._tasks:
+            count = 1 if self.db.is_sqlite else max(1, self.settings.connections)
+            self._tasks = [
+                asyncio.create_task(self._run(connect_writer(self.db)), name=f"eventdock-writer-{n}") for n in range(count)
+            ]
 
     async def stop(self) -> None:
         """Commit what is queued, then stop."""
         self._closing = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
-        await self._drop_connection()
-        if self._lock is not None:
-            self._lock.close()
-
-    async def _connection(self) -> AsyncConnection:
-        if self._conn is None or self._conn.closed or self._conn.invalidated:
-            self._conn = await self.db.connect_writer()
-        return self._conn
-
-    async def _drop_connection(self) -> None:
-        """Close the writer's connection; the next batch opens a fresh one."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await conn.close()
-            except Exception:  # noqa: BLE001 - a broken connection may not close cleanly
-                log.debug("closing the writer connection failed", exc_info=True)
+        tasks, self._tasks = self._tasks, []
+        await asyncio.gather(*tasks)
 
     # -- submitting ---------------------------------------------------------
 
@@ -152,22 +144,28 @@ class GroupCommitWriter:
 
     # -- the writer task ----------------------------------------------------
 
-    async def _run(self) -> None:
-        while True:
-            if not self._queue:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            if self.settings.max_wait_ms > 0 and len(self._queue) < self.settings.max_batch_requests:
-                await asyncio.sleep(self.settings.max_wait_ms / 1000)
-            batch = self._take()
-            self._in_flight = sum(s.size for s in batch)
-            try:
-                await self._commit_batch(batch)
-            finally:
-                self._in_flight = 0
+    async def _run(self, conn: WriterConnection) -> None:
+        try:
+            while True:
+                if not self._queue:
+                    if self._closing:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                if self.settings.max_wait_ms > 0 and len(self._queue) < self.settings.max_batch_requests:
+                    await asyncio.sleep(self.settings.max_wait_ms / 1000)
+                    if not self._queue:  # another writer task took it
+                        continue
+                batch = self._take()
+                size = sum(s.size for s in batch)
+                self._in_flight += size
+                try:
+                    await self._commit_batch(conn, batch)
+                finally:
+                    self._in_flight -= size
+        finally:
+            await conn.close()
 
     def _take(self) -> list[Submission]:
         batch: list[Submission] = []
@@ -184,10 +182,10 @@ class GroupCommitWriter:
         self._queued -= events
         return batch
 
-    async def _commit_batch(self, batch: list[Submission]) -> None:
+    async def _commit_batch(self, conn: WriterConnection, batch: list[Submission]) -> None:
         started = time.perf_counter()
         try:
-            stored = await self._transaction(batch)
+            stored = await self._transaction(conn, batch)
         except Exception as exc:  # noqa: BLE001 - isolate, then report per request
             if len(batch) == 1:
                 log.exception("write transaction failed")
@@ -195,7 +193,7 @@ class GroupCommitWriter:
                 return
             log.warning("batch of %d requests failed (%s); retrying one by one", len(batch), exc)
             for submission in batch:
-                await self._commit_batch([submission])
+                await self._commit_batch(conn, [submission])
             return
         elapsed = time.perf_counter() - started
         for e in stored:
@@ -211,29 +209,32 @@ class GroupCommitWriter:
             except Exception:  # noqa: BLE001 - a listener never fails a write
                 log.exception("commit listener failed")
 
-    async def _transaction(self, batch: list[Submission]) -> list[Event]:
+    async def _transaction(self, conn: WriterConnection, batch: list[Submission]) -> list[Event]:
         """One transaction for the batch; returns the events newly stored."""
         events = event_rows.unique_events([e for s in batch for e in s.events])
-        stored: list[Event] = []
-        conn = await self._connection()
-        try:
-            async with self._lock.held() if self._lock else contextlib.nullcontext(), conn.begin():
-                if events:
-                    events = await event_rows.without_stored(conn, events)
-                for step in self.before_insert:
-                    await step(conn, events, batch)
-                if events:
-                    stored = await event_rows.insert_events(conn, events)
-                new_names = sorted({(e.project_id, e.name) for e in stored} - self._known_definitions)
-                await event_rows.define_events(conn, new_names)
-                for step in self.after_insert:
-                    await step(conn, stored, batch)
-        except BaseException:
-            # Whatever failed, start the next batch on a fresh connection.
-            await self._drop_connection()
-            raise
+        # forget_definitions replaces this set rather than changing it, so the
+        # transaction may read it on the writer's thread.
+        known = self._known_definitions
+        stored, new_names = await conn.run(functools.partial(self._write, events, batch, known))
         self._known_definitions.update(new_names)
         return stored
+
+    def _write(
+        self, events: list[Event], batch: list[Submission], known: set[tuple[str, str]], conn: Connection
+    ) -> tuple[list[Event], list[tuple[str, str]]]:
+        """The batch's transaction (runs inside ``WriterConnection.run``)."""
+        stored: list[Event] = []
+        if events:
+            events = event_rows.without_stored(conn, events)
+        for step in self.before_insert:
+            step(conn, events, batch)
+        if events:
+            stored = event_rows.insert_events(conn, events)
+        new_names = sorted({(e.project_id, e.name) for e in stored} - known)
+        event_rows.define_events(conn, new_names)
+        for step in self.after_insert:
+            step(conn, stored, batch)
+        return stored, new_names
 
     def _after_commit(self, stored: list[Event]) -> None:
         usage = self.usage
@@ -245,7 +246,7 @@ class GroupCommitWriter:
     def forget_definitions(self, project_id: str | None = None) -> None:
         """Drop cached knowledge of which definitions exist (after a delete)."""
         if project_id is None:
-            self._known_definitions.clear()
+            self._known_definitions = set()
         else:
             self._known_definitions = {k for k in self._known_definitions if k[0] != project_id}
 

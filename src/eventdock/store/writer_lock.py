@@ -15,14 +15,15 @@ PostgreSQL needs none of this: its writers run concurrently.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import os
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 
 
 class WriterLock:
+    """Held by the writer's database thread around each transaction (flock blocks)."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._fd: int | None = None
@@ -32,18 +33,10 @@ class WriterLock:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         return self._fd
 
-    @contextlib.asynccontextmanager
-    async def held(self) -> AsyncIterator[None]:
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
         fd = self._open()
-        # flock blocks, so it waits in a thread. If the waiter is cancelled,
-        # the thread still gets the lock: release it then, or every other
-        # process would wait forever.
-        acquiring = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
-        try:
-            await asyncio.shield(acquiring)
-        except asyncio.CancelledError:
-            acquiring.add_done_callback(lambda done: done.cancelled() or done.exception() or fcntl.flock(fd, fcntl.LOCK_UN))
-            raise
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:

@@ -1,0 +1,42 @@
+"""The writer's connections (SPEC §3.2): on PostgreSQL several transactions
+of one process commit at once; SQLite admits one writer and keeps one."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+
+from eventdock.config import WriterSettings
+from tests.support.custom_app import custom_app
+from tests.test_limits import INGEST, WriteLock, _until, cdp
+
+
+async def test_two_connections_commit_overlapping_client_ids_without_deadlock(tmp_path: Path, backend: str) -> None:
+    """Two requests carrying the same 300 client ids in opposite orders, in two
+    transactions that wait on the same lock and then insert at once: each id
+    is stored once and both requests succeed (rows go in in key order, so the
+    two transactions cannot wait for each other in a cycle)."""
+    async with custom_app(backend, tmp_path, writer=WriterSettings(max_wait_ms=0, connections=2)) as c:
+        writer = c.app.state.services.writer
+        ids = [f"id{n:03d}" for n in range(300)]
+        forward = [{"event.id": i, "event.type": "a"} for i in ids]
+        backward = [{"event.id": i, "event.type": "b"} for i in reversed(ids)]
+
+        def post(body: list[dict[str, str]]) -> asyncio.Task[httpx.Response]:
+            return asyncio.create_task(c.client.post(INGEST, json=body, headers=c.project.headers))
+
+        with WriteLock(c.database_url):
+            first = post(forward)
+            await _until(lambda: writer.in_flight_events == 300)
+            second = post(backward)
+            if backend == "postgresql":
+                await _until(lambda: writer.in_flight_events == 600)  # two transactions, both waiting on the lock
+            else:
+                await _until(lambda: writer.queued_events == 300)  # one writer; the other request waits its turn
+                assert writer.in_flight_events == 300
+        responses = await asyncio.gather(first, second)
+        assert [r.status_code for r in responses] == [202, 202], [r.text for r in responses]
+        items = (await c.client.get(cdp(c.project.id), params={"limit": 1000}, headers=c.project.headers)).json()["data"]["items"]
+        assert sorted(i["id"] for i in items) == ids
