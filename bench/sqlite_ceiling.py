@@ -12,24 +12,32 @@ them (``store_rate.build_batch``), WAL with ``synchronous=FULL``, one
 - the same table with its primary key only;
 - a table with the same columns and no key or index at all (the floor).
 
+Then, on the table as migrated, how the insert fares beside a busy Python
+thread, as the writer's thread does beside a busy event loop: sqlite3's
+``executemany`` lets go of the GIL around every row and waits for it back,
+while the writer's one JSON statement (``store.events._sqlite_insert``)
+does so a few times per transaction.
+
     python -m bench.sqlite_ceiling [--rows 5000] [--transactions 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sqlite3
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench import workload
 from bench.store_rate import build_batch
 from eventdock.core.events import new_event_id
 from eventdock.store.database import Database
-from eventdock.store.events import EVENT_COLUMNS, event_row
+from eventdock.store.events import _SQLITE_INSERT_JSON, EVENT_COLUMNS, _json_encode, event_row
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
 
@@ -52,8 +60,9 @@ TABLES: dict[str, Callable[[sqlite3.Connection], None]] = {
 }
 
 
-def measure(path: Path, prepare: Callable[[sqlite3.Connection], None], rows: int, transactions: int) -> float:
-    """Rows per second inside the transactions (rows are built before the clock)."""
+def measure(path: Path, prepare: Callable[[sqlite3.Connection], None], rows: int, transactions: int, *, as_json: bool = False) -> float:
+    """Rows per second inside the transactions (rows are built before the clock;
+    ``as_json``: encoding them into the one statement's document is timed)."""
     Database(f"sqlite:///{path}").migrate()
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -70,7 +79,10 @@ def measure(path: Path, prepare: Callable[[sqlite3.Connection], None], rows: int
             batch = [event_row(e) for e in events]
             started = time.perf_counter()
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(insert, batch)
+            if as_json:
+                conn.execute(_SQLITE_INSERT_JSON, (_json_encode(batch).decode(),))
+            else:
+                conn.executemany(insert, batch)
             conn.execute("COMMIT")
             elapsed += time.perf_counter() - started
         return rows * transactions / elapsed
@@ -87,7 +99,32 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="eventdock-ceiling-") as tmp:
         for number, (label, prepare) in enumerate(TABLES.items()):
             rate = measure(Path(tmp) / f"t{number}.db", prepare, args.rows, args.transactions)
-            print(f"{label:40s} {rate:10,.0f} rows/s")
+            print(f"{label:48s} {rate:10,.0f} rows/s")
+        migrated = TABLES["events as migrated (key + indexes)"]
+        for busy in (False, True):
+            with _busy_thread() if busy else contextlib.nullcontext():
+                for as_json in (False, True):
+                    rate = measure(Path(tmp) / f"b{busy:d}{as_json:d}.db", migrated, args.rows, args.transactions, as_json=as_json)
+                    label = f"{'one JSON statement' if as_json else 'executemany'}, {'a busy Python thread beside' if busy else 'alone'}"
+                    print(f"{label:48s} {rate:10,.0f} rows/s")
+
+
+@contextlib.contextmanager
+def _busy_thread() -> Iterator[None]:
+    """A thread that only runs Python, as the event loop under load does."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(100))
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 if __name__ == "__main__":
