@@ -40,3 +40,25 @@ async def test_two_connections_commit_overlapping_client_ids_without_deadlock(tm
         assert [r.status_code for r in responses] == [202, 202], [r.text for r in responses]
         items = (await c.client.get(cdp(c.project.id), params={"limit": 1000}, headers=c.project.headers)).json()["data"]["items"]
         assert sorted(i["id"] for i in items) == ids
+
+
+async def test_the_connections_share_max_batch_events(tmp_path: Path, backend: str) -> None:
+    """What a worker holds in transactions stays within max_batch_events: with
+    two connections each transaction takes at most half (SPEC §9's memory bound)."""
+    async with custom_app(backend, tmp_path, writer=WriterSettings(max_wait_ms=0, connections=2, max_batch_events=4)) as c:
+        writer = c.app.state.services.writer
+
+        def post(n: int) -> asyncio.Task[httpx.Response]:
+            return asyncio.create_task(c.client.post(INGEST, json={"event.id": f"s{n}"}, headers=c.project.headers))
+
+        with WriteLock(c.database_url):
+            waiting = [post(0)]
+            await _until(lambda: writer.in_flight_events == 1)
+            waiting += [post(n) for n in range(1, 4)]
+            if backend == "postgresql":
+                await _until(lambda: writer.in_flight_events == 3)  # the second transaction took its share: 2
+                assert writer.queued_events == 1
+            else:
+                await _until(lambda: writer.queued_events == 3)  # SQLite: one connection, one transaction
+                assert writer.in_flight_events == 1
+        assert [t.status_code for t in await asyncio.gather(*waiting)] == [202] * 4

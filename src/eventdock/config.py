@@ -30,7 +30,8 @@ class Limits:
 class WriterSettings:
     """The group-commit writer (SPEC §3.2)."""
 
-    # Most events one transaction holds; a request is never split.
+    # Most events a worker's transactions hold at once (with several writer
+    # connections each has an equal share); a request is never split.
     max_batch_events: int = 5_000
     # How long the writer waits for more requests once it has one (ms).
     # 0 means: take what is queued now, the commit itself is the window.
@@ -40,8 +41,11 @@ class WriterSettings:
     # Once this many events are queued and not yet committed, requests get
     # 503 (the request that crossed the bound was taken whole). A parsed
     # event costs ~1-2 kB (dict, Event, JSON, insert row), so this, one
-    # request and max_batch_events bound a worker's queue + transaction.
-    max_queue_events: int = 15_000
+    # request and max_batch_events bound a worker's queue + transactions.
+    # 10,000: with 15,000 a PostgreSQL worker under the bench's overload
+    # peaked at 199-201 MB (SPEC §9: 200), with 10,000 at 186-189 MB and
+    # stored as much.
+    max_queue_events: int = 10_000
     # PostgreSQL: writer connections per process, each committing its own
     # batch, so one waits for its COMMIT while the next is written. SQLite
     # admits one writing transaction at a time and always uses one.

@@ -100,7 +100,7 @@ class GroupCommitWriter:
 
     @property
     def in_flight_events(self) -> int:
-        """Events in the transaction running now."""
+        """Events in the transactions running now (at most one per writer connection)."""
         return self._in_flight
 
     # -- lifecycle ----------------------------------------------------------
@@ -170,7 +170,9 @@ class GroupCommitWriter:
     def _take(self) -> list[Submission]:
         batch: list[Submission] = []
         events = 0
-        limit_events = self.settings.max_batch_events
+        # The events in flight stay within max_batch_events however many
+        # connections write at once (each has its share; a request is whole).
+        limit_events = max(1, self.settings.max_batch_events // max(1, len(self._tasks)))
         limit_requests = max(1, self.settings.max_batch_requests)
         while self._queue and len(batch) < limit_requests:
             nxt = self._queue[0]
