@@ -102,6 +102,9 @@ class Report:
 
 Log = Callable[[str], None]
 
+# Pause before each measured closed-loop run (see _wrk_phase).
+SETTLE_S = 1.0
+
 
 def _wrk_phase(
     name: str, server: ServerProcess, path: str, body: bytes, token: str, opts: Options, *,
@@ -111,6 +114,10 @@ def _wrk_phase(
     warm = opts.warmup_s if warmup_s is None else warmup_s
     if warm > 0:
         wrk.run(server.url + path, body, token=token, duration_s=warm, connections=connections, timeout_s=timeout_s)
+    # wrk stops without waiting for its last requests; the server still
+    # commits them. Let it, so the measured run does not start behind a
+    # backlog it did not send (with 500-event batches it met a full queue).
+    time.sleep(SETTLE_S)
     with RssSampler(server) as rss:
         result = wrk.run(
             server.url + path, body, token=token, duration_s=opts.duration_s, connections=connections,
