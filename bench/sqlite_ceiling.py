@@ -18,7 +18,7 @@ thread, as the writer's thread does beside a busy event loop: sqlite3's
 while the writer's one JSON statement (``store.events._sqlite_insert``)
 does so a few times per transaction.
 
-    python -m bench.sqlite_ceiling [--rows 5000] [--transactions 20]
+    python -m bench.sqlite_ceiling [--rows 5000] [--transactions 20] [--gil-rows 500] [--gil-transactions 5]
 """
 
 from __future__ import annotations
@@ -94,17 +94,24 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.sqlite_ceiling", description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=5000, help="rows per transaction (default 5000, the writer's largest)")
     p.add_argument("--transactions", type=int, default=20, help="transactions per table (default 20)")
+    p.add_argument("--gil-rows", type=int, default=500, help="rows per transaction beside a busy thread (default 500, the bench's batch)")
+    p.add_argument("--gil-transactions", type=int, default=5, help="transactions beside a busy thread (default 5: executemany takes ~5 ms a row there)")
     args = p.parse_args(argv)
-    print(f"$ python -m bench.sqlite_ceiling --rows {args.rows} --transactions {args.transactions}")
+    print(
+        f"$ python -m bench.sqlite_ceiling --rows {args.rows} --transactions {args.transactions}"
+        f" --gil-rows {args.gil_rows} --gil-transactions {args.gil_transactions}"
+    )
     with tempfile.TemporaryDirectory(prefix="eventdock-ceiling-") as tmp:
         for number, (label, prepare) in enumerate(TABLES.items()):
             rate = measure(Path(tmp) / f"t{number}.db", prepare, args.rows, args.transactions)
             print(f"{label:48s} {rate:10,.0f} rows/s")
         migrated = TABLES["events as migrated (key + indexes)"]
+        print(f"-- into events as migrated, {args.gil_rows}-row transactions:")
         for busy in (False, True):
             with _busy_thread() if busy else contextlib.nullcontext():
                 for as_json in (False, True):
-                    rate = measure(Path(tmp) / f"b{busy:d}{as_json:d}.db", migrated, args.rows, args.transactions, as_json=as_json)
+                    path = Path(tmp) / f"b{busy:d}{as_json:d}.db"
+                    rate = measure(path, migrated, args.gil_rows, args.gil_transactions, as_json=as_json)
                     label = f"{'one JSON statement' if as_json else 'executemany'}, {'a busy Python thread beside' if busy else 'alone'}"
                     print(f"{label:48s} {rate:10,.0f} rows/s")
 

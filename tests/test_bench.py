@@ -131,6 +131,16 @@ def test_sqlite_ceiling_writes_its_rows_into_the_table_it_names(table: str, tmp_
         assert indexes == (key if table == "primary key only" else set())
 
 
+def test_sqlite_ceiling_times_the_writers_json_statement_too(tmp_path: Path) -> None:
+    path = tmp_path / "json.db"
+    assert sqlite_ceiling.measure(path, sqlite_ceiling.TABLES["events as migrated (key + indexes)"], rows=50, transactions=3, as_json=True) > 0
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*), count(DISTINCT id) FROM events").fetchone() == (150, 150)
+    finally:
+        conn.close()
+
+
 @needs_wrk
 def test_a_short_run_prints_the_command_and_every_figure(backend: str) -> None:
     argv = [

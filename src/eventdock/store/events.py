@@ -132,10 +132,11 @@ def _sqlite_insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
 
     Not ``executemany``: sqlite3 lets go of the GIL around every row it
     steps, and on the writer's thread each row then waits for the busy event
-    loop to hand the GIL back (up to the 5 ms switch interval): measured with
-    one busy Python thread beside it, 500-row transactions stored ~200 rows/s
-    by ``executemany`` and ~21,000 as one JSON statement (idle: 125-141 k and
-    111-127 k). SQLite's JSON functions would end a string at an escaped
+    loop to hand the GIL back (up to the 5 ms switch interval). With one busy
+    Python thread beside it, 500-row transactions stored 150-258 rows/s by
+    ``executemany`` and ~20,000 as one JSON statement; alone, 147-157 k and
+    111-129 k (``python -m bench.sqlite_ceiling``, its last four lines).
+    SQLite's JSON functions would end a string at an escaped
     NUL; none gets here (``core.events.normalise`` refuses U+0000 anywhere
     in an event, tests/test_nul.py).
     """
