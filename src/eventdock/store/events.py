@@ -136,9 +136,9 @@ def _sqlite_insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     Python thread beside it, 500-row transactions stored 150-258 rows/s by
     ``executemany`` and ~20,000 as one JSON statement; alone, 147-157 k and
     111-129 k (``python -m bench.sqlite_ceiling``, its last four lines).
-    SQLite's JSON functions would end a string at an escaped
-    NUL; none gets here (``core.events.normalise`` refuses U+0000 anywhere
-    in an event, tests/test_nul.py).
+    SQLite's JSON functions would end a string at an escaped NUL; none gets
+    here (``core.events.normalise`` refuses U+0000 anywhere in an event,
+    tests/test_nul.py).
     """
     conn.exec_driver_sql(_SQLITE_INSERT_JSON, (_json_encode(rows).decode(),))
 
