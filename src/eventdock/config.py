@@ -7,6 +7,7 @@ started by the HTTP server builds the same settings.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 
 DEFAULT_DATABASE_URL = "sqlite:///./eventdock.db"
@@ -74,27 +75,30 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """``EVENTDOCK_<FIELD>`` for each setting, ``EVENTDOCK_LIMIT_<FIELD>`` and
+        ``EVENTDOCK_WRITER_<FIELD>`` for the two sections; a variable that is
+        not set leaves the field's default (defaults live on the dataclasses only)."""
         env = os.environ if environ is None else environ
+        values = _read(cls, "", env, skip={"limits", "writer"})
+        values["limits"] = Limits(**_read(Limits, "LIMIT_", env))
+        values["writer"] = WriterSettings(**_read(WriterSettings, "WRITER_", env))
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
 
-        def section(kind: type, prefix: str) -> object:
-            values = {}
-            for f in fields(kind):
-                raw = env.get(f"EVENTDOCK_{prefix}{f.name.upper()}")
-                if raw is not None:
-                    values[f.name] = int(float(raw)) if f.type == "int" else float(raw)
-            return kind(**values)
 
-        base: dict[str, object] = {
-            "database_url": env.get("EVENTDOCK_DATABASE_URL", DEFAULT_DATABASE_URL),
-            "limits": section(Limits, "LIMIT_"),
-            "writer": section(WriterSettings, "WRITER_"),
-            "rate_limit_per_second": float(env.get("EVENTDOCK_RATE_LIMIT_PER_SECOND", 0)),
-            "rate_limit_burst": float(env.get("EVENTDOCK_RATE_LIMIT_BURST", 0)),
-            "key_cache_seconds": float(env.get("EVENTDOCK_KEY_CACHE_SECONDS", 2.0)),
-            "schema_poll_seconds": float(env.get("EVENTDOCK_SCHEMA_POLL_SECONDS", 0.5)),
-            "live_clock_interval": float(env.get("EVENTDOCK_LIVE_CLOCK_INTERVAL", 0.5)),
-            "migrate_on_start": env.get("EVENTDOCK_MIGRATE_ON_START", "1") not in ("0", "false"),
-            "gc_gen0_threshold": int(env.get("EVENTDOCK_GC_GEN0_THRESHOLD", 50_000)),
-        }
-        base.update(overrides)
-        return cls(**base)  # type: ignore[arg-type]
+def _read(kind: type, prefix: str, env: Mapping[str, str], skip: Collection[str] = ()) -> dict[str, object]:
+    """The fields of ``kind`` that are set in ``env``, converted to the field's type."""
+    values: dict[str, object] = {}
+    for f in fields(kind):
+        raw = env.get(f"EVENTDOCK_{prefix}{f.name.upper()}")
+        if raw is None or f.name in skip:
+            continue
+        if f.type == "int":
+            values[f.name] = int(float(raw))
+        elif f.type == "float":
+            values[f.name] = float(raw)
+        elif f.type == "bool":
+            values[f.name] = raw.strip().lower() not in ("0", "false", "no", "off")
+        else:
+            values[f.name] = raw
+    return values
