@@ -88,6 +88,8 @@ class GroupCommitWriter:
         self._in_flight = 0
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # SQLite admits one writing transaction at a time.
+        self._connections = 1 if db.is_sqlite else max(1, settings.connections)
         self._closing = False
         self._known_definitions: set[tuple[str, str]] = set()
         # (project, name) -> (count, latest timestamp) since the last flush.
@@ -107,9 +109,9 @@ class GroupCommitWriter:
 
     def start(self) -> None:
         if not self._tasks:
-            count = 1 if self.db.is_sqlite else max(1, self.settings.connections)
             self._tasks = [
-                asyncio.create_task(self._run(connect_writer(self.db)), name=f"eventdock-writer-{n}") for n in range(count)
+                asyncio.create_task(self._run(connect_writer(self.db)), name=f"eventdock-writer-{n}")
+                for n in range(self._connections)
             ]
 
     async def stop(self) -> None:
@@ -172,7 +174,7 @@ class GroupCommitWriter:
         events = 0
         # The events in flight stay within max_batch_events however many
         # connections write at once (each has its share; a request is whole).
-        limit_events = max(1, self.settings.max_batch_events // max(1, len(self._tasks)))
+        limit_events = max(1, self.settings.max_batch_events // self._connections)
         limit_requests = max(1, self.settings.max_batch_requests)
         while self._queue and len(batch) < limit_requests:
             nxt = self._queue[0]
@@ -214,11 +216,12 @@ class GroupCommitWriter:
     async def _transaction(self, conn: WriterConnection, batch: list[Submission]) -> list[Event]:
         """One transaction for the batch; returns the events newly stored."""
         events = event_rows.unique_events([e for s in batch for e in s.events])
-        # forget_definitions replaces this set rather than changing it, so the
-        # transaction may read it on the writer's thread.
+        # The set is replaced, never changed in place, so the transaction may
+        # read it on the writer's thread while the loop carries on.
         known = self._known_definitions
         stored, new_names = await conn.run(functools.partial(self._write, events, batch, known))
-        self._known_definitions.update(new_names)
+        if new_names:
+            self._known_definitions = self._known_definitions.union(new_names)
         return stored
 
     def _write(
