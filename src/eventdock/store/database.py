@@ -80,7 +80,7 @@ class Database:
             return f"{self.url.database}.writer-lock"
         return None
 
-    def sync_engine(self) -> Engine:
+    def sqlite_writer_engine(self) -> Engine:
         """A plain (non-asyncio) SQLite engine: the writer's thread uses it (``store/writer_connection.py``)."""
         assert self.is_sqlite
         engine = create_engine(
