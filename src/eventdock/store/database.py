@@ -80,17 +80,18 @@ class Database:
             return f"{self.url.database}.writer-lock"
         return None
 
-    def sqlite_writer_engine(self) -> Engine:
-        """A plain (non-asyncio) SQLite engine: the writer's thread uses it (``store/writer_connection.py``)."""
-        assert self.is_sqlite
+    def blocking_engine(self) -> Engine:
+        """A plain (non-asyncio) engine on the same database, set up alike: for
+        migrations, and for the SQLite writer's thread (``store/writer_connection.py``)."""
         engine = create_engine(
             self._driver_url(async_=False),
             poolclass=NullPool,
-            connect_args={"timeout": 30},
             json_serializer=_json_serializer,
             json_deserializer=msgspec.json.decode,
+            **({"connect_args": {"timeout": 30}} if self.is_sqlite else {}),
         )
-        _configure_sqlite(engine)
+        if self.is_sqlite:
+            _configure_sqlite(engine)
         return engine
 
     async def ping(self) -> None:
@@ -109,9 +110,7 @@ class Database:
 
         if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(self._driver_url(async_=False), poolclass=NullPool)
-        if self.is_sqlite:
-            _configure_sqlite(engine)
+        engine = self.blocking_engine()
         try:
             with engine.connect() as conn:
                 if not self.is_sqlite:

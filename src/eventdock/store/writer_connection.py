@@ -54,7 +54,7 @@ def connect_writer(db: Database) -> WriterConnection:
 
 class SqliteWriterConnection:
     def __init__(self, db: Database) -> None:
-        self._engine: Engine = db.sqlite_writer_engine()
+        self._engine: Engine = db.blocking_engine()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventdock-sqlite-writer")
         lock_path = db.writer_lock_path()
         self._lock = WriterLock(lock_path) if lock_path else None
