@@ -6,13 +6,16 @@ import gzip
 import json
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from eventdock.core.events import format_ms
-from tests.conftest import Key, Project
+from tests.conftest import Key, Project, create_project
 
 URL = "/platform/ingest/v1/events"
 
@@ -388,3 +391,50 @@ async def test_event_definition_exists_once_acknowledged(client: httpx.AsyncClie
 async def test_nul_characters_are_refused_on_every_backend(client: httpx.AsyncClient, project: Project, event: dict[str, Any], path: str) -> None:
     # PostgreSQL can store U+0000 in neither text nor jsonb: a 400 naming it, not a 500.
     assert path in violations(await client.post(URL, json=[event], headers=project.headers))
+
+
+_text = st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=24)
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**53), max_value=2**53) | st.floats(allow_nan=False, allow_infinity=False) | _text,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_text, children, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=_text, properties=st.dictionaries(_text.filter(lambda k: not k.startswith("event.")), _values, max_size=5))
+@example(name=' \t"\\\u2028\U0001f600 ', properties={" k ": ' a"b\\c\n ', "u": "\u00e9\U0001f600\u0001", "n": [1.5, -0.0, 2**53]})
+async def test_what_is_stored_reads_back_exactly(client: httpx.AsyncClient, admin: Key, name: str, properties: dict[str, Any]) -> None:
+    """Names and properties of any text (quotes, escapes, control characters,
+    astral-plane characters) come back as sent: SQLite's writer packs a batch
+    into one JSON document that SQLite unpacks (store.events._sqlite_insert)."""
+    project = await _roundtrip_project(client, admin)
+    event_id = f"rt-{uuid.uuid4()}"
+    body = {**properties, "event.id": event_id, "event.type": f"n{name}"}
+    r = await client.post(URL, json=body, headers=project.headers)
+    assert r.status_code == 202, r.text
+    got = await stored(client, project, event_id)
+    assert got is not None
+    assert got["nameEvent"] == f"n{name}"
+    assert _as_json_numbers({k: v for k, v in got["properties"].items() if not k.startswith("event.")}) == _as_json_numbers(properties)
+
+
+def _as_json_numbers(value: Any) -> Any:
+    """Numbers by their decimal value: JSON does not tell 1e16 from 10000000000000000,
+    and PostgreSQL's jsonb gives back the second for the first."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return Decimal(str(value))
+    if isinstance(value, list):
+        return [_as_json_numbers(v) for v in value]
+    return {k: _as_json_numbers(v) for k, v in value.items()}
+
+
+_roundtrip_projects: dict[int, Project] = {}
+
+
+async def _roundtrip_project(client: httpx.AsyncClient, admin: Key) -> Project:
+    if id(client) not in _roundtrip_projects:
+        _roundtrip_projects[id(client)] = await create_project(client, admin)
+    return _roundtrip_projects[id(client)]
