@@ -6,6 +6,7 @@ import gzip
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -130,6 +131,27 @@ async def test_gzip_body(client: httpx.AsyncClient, project: Project) -> None:
     r = await client.post(URL, content=body, headers={**project.headers, "Content-Type": "application/json", "Content-Encoding": "gzip"})
     assert r.status_code == 202, r.text
     assert await stored(client, project, eid)
+
+
+@pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip"])
+async def test_body_in_many_chunks_is_read_whole(client: httpx.AsyncClient, project: Project, gzipped: bool) -> None:
+    """The fast lane reads the body from ``receive`` itself: every chunk counts, in order."""
+    ids = [uid() for _ in range(50)]
+    body = json.dumps([{"event.id": i, "seq": n, "pad": "z" * 100} for n, i in enumerate(ids)]).encode()
+    if gzipped:
+        body = gzip.compress(body)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 97):
+            yield body[start : start + 97]
+
+    headers = {**project.headers, "Content-Type": "application/json", **({"Content-Encoding": "gzip"} if gzipped else {})}
+    r = await client.post(URL, content=chunks(), headers=headers)
+    assert r.status_code == 202, r.text
+    assert "content-length" not in r.request.headers
+    for n, i in enumerate((ids[0], ids[-1])):
+        event = await stored(client, project, i)
+        assert event is not None and event["properties"]["seq"] == (0, 49)[n]
 
 
 # -- name, id, timestamp, properties --------------------------------------------

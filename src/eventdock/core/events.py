@@ -7,6 +7,7 @@ the per-event limits of SPEC §3.6, fills in id and time, and produces the
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -34,7 +35,14 @@ def now_ms() -> int:
 def format_ms(ms: int) -> str:
     """RFC 3339 UTC with milliseconds: ``2023-11-14T22:13:20.000Z``."""
     seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return f"{_format_second(seconds)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_second(seconds: int) -> str:
+    # Cached: a CDP answer formats two times of about "now"; gmtime and
+    # strftime cost about three times this cached lookup (issue 6).
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def parse_rfc3339_ms(value: str) -> int | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from eventdock.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
@@ -32,42 +32,69 @@ async def read_body(request: Request, limit: int) -> bytes:
                 raise _too_large(limit)
         except ValueError:
             raise InvalidInput("Invalid Content-Length header.") from None
-    chunks: list[bytes] = []
-    size = 0
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
-    # The compressed body may not be larger than the limit either.
-    raw_size = 0
-    async for chunk in request.stream():
-        if not chunk:
-            continue
-        raw_size += len(chunk)
-        if raw_size > limit:
+    body = _Body(limit, gzipped)
+    if hasattr(request, "_body"):  # already read (and kept) by Starlette
+        body.add(request._body)
+        return body.finish()
+    # From receive directly, not Request.stream(): the usual body is one
+    # message, and the async generator cost more than the rest of this.
+    receive = request.receive
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        more = message.get("more_body", False)
+        chunk = message.get("body", b"")
+        if chunk:
+            body.add(chunk)
+    return body.finish()
+
+
+class _Body:
+    """A body read chunk by chunk, inflated if gzipped, refused past ``limit``."""
+
+    def __init__(self, limit: int, gzipped: bool) -> None:
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.size = 0
+        # The compressed body may not be larger than the limit either.
+        self.raw_size = 0
+        self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
+
+    def add(self, chunk: bytes) -> None:
+        limit = self.limit
+        self.raw_size += len(chunk)
+        if self.raw_size > limit:
             raise _too_large(limit)
-        if inflater is None:
+        if self.inflater is None:
             data = chunk
         else:
             try:
-                data = inflater.decompress(chunk, limit + 1 - size)
+                data = self.inflater.decompress(chunk, limit + 1 - self.size)
             except zlib.error:
                 raise InvalidInput("The gzip body is corrupt.") from None
-            if inflater.unconsumed_tail:
+            if self.inflater.unconsumed_tail:
                 raise _too_large(limit)
-        size += len(data)
-        if size > limit:
+        self.size += len(data)
+        if self.size > limit:
             raise _too_large(limit)
-        chunks.append(data)
-    if inflater is not None:
-        try:
-            tail = inflater.flush()
-        except zlib.error:
-            raise InvalidInput("The gzip body is corrupt.") from None
-        size += len(tail)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(tail)
-        if not inflater.eof:
-            raise InvalidInput("The gzip body is truncated.")
-    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        self.chunks.append(data)
+
+    def finish(self) -> bytes:
+        chunks = self.chunks
+        if self.inflater is not None:
+            try:
+                tail = self.inflater.flush()
+            except zlib.error:
+                raise InvalidInput("The gzip body is corrupt.") from None
+            self.size += len(tail)
+            if self.size > self.limit:
+                raise _too_large(self.limit)
+            chunks.append(tail)
+            if not self.inflater.eof:
+                raise InvalidInput("The gzip body is truncated.")
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def read_ingest_body(request: Request, limit: int, ensure_room: Callable[[], None]) -> bytes:
