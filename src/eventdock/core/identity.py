@@ -57,6 +57,8 @@ TRAITS: dict[str, tuple[str, ...]] = {
     "phone": ("phone",),
 }
 
+_TRAIT_NAMES = frozenset(name for names in TRAITS.values() for name in names)
+
 _BLANK = frozenset({"", "null", "undefined", "0", "-1", "anonymous", "00000000-0000-0000-0000-000000000000", "none", "nil"})
 MAX_VALUE_LENGTH = 512
 
@@ -119,9 +121,13 @@ def identity_of(properties: dict[str, Any]) -> Identity | None:
     if not identifiers:
         return None
     traits: dict[str, str] = {}
+    if properties.keys().isdisjoint(_TRAIT_NAMES):  # the usual event names no trait
+        return Identity(identifiers=identifiers, traits=traits)
     for trait, names in TRAITS.items():
         for name in names:
             raw = properties.get(name)
+            if raw is None:
+                continue
             if trait in ("email", "phone"):
                 value = normalise(trait, raw)
             else:

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -85,6 +85,46 @@ class _Profile:
         self.dirty = True
 
 
+# The resolver's statements, built once: a batch runs the same few
+# statements, and building their expressions anew took about as long as
+# executing them (issue 6; IN lists are expanding parameters).
+_pi = profile_identifiers.c
+_p = profiles.c
+_OWNERS = select(_pi.value, _pi.profile_id).where(
+    _pi.project_id == bindparam("project_id"), _pi.kind == bindparam("kind"), _pi.value.in_(bindparam("values", expanding=True))
+)
+_PROFILES = (
+    select(_p.id, _p.created_at, _p.merged_into, _p.customer_uuid, _p.traits, _p.first_seen, _p.last_seen, _p.event_count)
+    .where(_p.project_id == bindparam("project_id"), _p.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_p.id)
+)
+_PROFILES_FOR_UPDATE = _PROFILES.with_for_update()
+_REPOINT_PROFILES = (
+    update(profiles)
+    .where(_p.project_id == bindparam("b_project_id"), _p.merged_into == bindparam("loser"))
+    .values(merged_into=bindparam("survivor"))
+)
+_REPOINT_IDENTIFIERS = (
+    update(profile_identifiers)
+    .where(_pi.project_id == bindparam("b_project_id"), _pi.profile_id == bindparam("loser"))
+    .values(profile_id=bindparam("survivor"))
+)
+_INSERT_PROFILE = insert(profiles)
+_UPDATE_PROFILE = (
+    update(profiles)
+    .where(_p.project_id == bindparam("b_project_id"), _p.id == bindparam("b_id"))
+    .values(
+        merged_into=bindparam("merged_into"),
+        customer_uuid=bindparam("customer_uuid"),
+        traits=bindparam("traits", type_=_p.traits.type),
+        first_seen=bindparam("first_seen"),
+        last_seen=bindparam("last_seen"),
+        event_count=bindparam("event_count"),
+    )
+)
+_INSERT_IDENTIFIER = insert(profile_identifiers)
+
+
 def lock_key(project_id: str, kind: str, value: str) -> int:
     """A signed 64-bit advisory-lock key for one identifier."""
     digest = hashlib.blake2b(f"{project_id}\0{kind}\0{value}".encode(), digest_size=8).digest()
@@ -135,33 +175,23 @@ class _Resolver:
 
     def _lookup(self, keys: list[Key]) -> dict[Key, str]:
         found: dict[Key, str] = {}
-        c = profile_identifiers.c
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
-            by_kind: dict[str, list[str]] = {}
-            for kind, value in chunk:
-                by_kind.setdefault(kind, []).append(value)
-            query = select(c.kind, c.value, c.profile_id).where(
-                c.project_id == self.project_id, or_(*(and_(c.kind == k, c.value.in_(vs)) for k, vs in by_kind.items()))
-            )
-            for kind, value, profile_id in self.conn.execute(query):
-                found[(kind, value)] = profile_id
+        by_kind: dict[str, list[str]] = {}
+        for kind, value in keys:
+            by_kind.setdefault(kind, []).append(value)
+        for kind, values in by_kind.items():
+            for start in range(0, len(values), _CHUNK):
+                chunk = values[start : start + _CHUNK]
+                for value, profile_id in self.conn.execute(_OWNERS, {"project_id": self.project_id, "kind": kind, "values": chunk}):
+                    found[(kind, value)] = profile_id
         return found
 
     def _load(self, ids: set[str]) -> None:
         """Read (and on PostgreSQL lock) these profiles and every survivor they point to."""
-        c = profiles.c
+        query = _PROFILES_FOR_UPDATE if self.lock else _PROFILES
         wanted = sorted(ids - self.profiles.keys())
         while wanted:
             for start in range(0, len(wanted), _CHUNK):
-                query = (
-                    select(c.id, c.created_at, c.merged_into, c.customer_uuid, c.traits, c.first_seen, c.last_seen, c.event_count)
-                    .where(c.project_id == self.project_id, c.id.in_(wanted[start : start + _CHUNK]))
-                    .order_by(c.id)
-                )
-                if self.lock:
-                    query = query.with_for_update()
-                for row in self.conn.execute(query):
+                for row in self.conn.execute(query, {"project_id": self.project_id, "ids": wanted[start : start + _CHUNK]}):
                     self.profiles[row.id] = _Profile(
                         id=row.id,
                         created_at=row.created_at,
@@ -241,40 +271,27 @@ class _Resolver:
 
     def _write(self) -> None:
         conn, project_id = self.conn, self.project_id
-        c = profiles.c
         for loser, survivor in self.losers:
-            survivor = self._root(survivor)
             # Flatten chains: whatever pointed at the loser now points at the survivor.
-            conn.execute(
-                update(profiles).where(c.project_id == project_id, c.merged_into == loser).values(merged_into=survivor)
-            )
-            conn.execute(
-                update(profile_identifiers)
-                .where(profile_identifiers.c.project_id == project_id, profile_identifiers.c.profile_id == loser)
-                .values(profile_id=survivor)
-            )
+            moved = {"b_project_id": project_id, "loser": loser, "survivor": self._root(survivor)}
+            conn.execute(_REPOINT_PROFILES, moved)
+            conn.execute(_REPOINT_IDENTIFIERS, moved)
         created = [p for p in self.profiles.values() if p.new]
         if created:
-            conn.execute(insert(profiles), [self._row(p) for p in created])
+            conn.execute(_INSERT_PROFILE, [self._row(p) for p in created])
         changed = [p for p in self.profiles.values() if p.dirty and not p.new]
         if changed:
             conn.execute(
-                update(profiles)
-                .where(c.project_id == project_id, c.id == bindparam("b_id"))
-                .values(
-                    merged_into=bindparam("merged_into"),
-                    customer_uuid=bindparam("customer_uuid"),
-                    traits=bindparam("traits", type_=c.traits.type),
-                    first_seen=bindparam("first_seen"),
-                    last_seen=bindparam("last_seen"),
-                    event_count=bindparam("event_count"),
-                ),
-                [{"b_id": p.id, **{k: v for k, v in self._row(p).items() if k not in ("id", "project_id", "created_at")}} for p in changed],
+                _UPDATE_PROFILE,
+                [
+                    {"b_project_id": project_id, "b_id": p.id, **{k: v for k, v in self._row(p).items() if k not in ("id", "project_id", "created_at")}}
+                    for p in changed
+                ],
             )
         if self.new_identifiers:
             stamp = now_ms()
             conn.execute(
-                insert(profile_identifiers),
+                _INSERT_IDENTIFIER,
                 [
                     {"project_id": project_id, "kind": k, "value": v, "profile_id": self._root(pid), "created_at": stamp}
                     for (k, v), pid in self.new_identifiers.items()
