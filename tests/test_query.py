@@ -8,6 +8,9 @@ import signal
 from typing import Any
 
 import httpx
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
 
 from tests.conftest import Project
 from tests.support.server import Server
@@ -188,6 +191,67 @@ async def test_live_tail_receives_exactly_the_ingested_events(database_url: str,
         assert [e["id"] for e in late] == ["after-all"]
     finally:
         server.kill(signal.SIGKILL)
+
+
+def _notifications(conn: psycopg.Connection[Any], project: Project, seconds: float, want: int = 0) -> list[list[Any]]:
+    """The ids of the tail notifications about ``project`` within ``seconds`` (or until ``want`` came)."""
+    got = []
+    for note in conn.notifies(timeout=seconds):
+        _origin, project_id, ids = json.loads(note.payload)
+        if project_id == project.id:
+            got.append(ids)
+            if len(got) == want:
+                break
+    return got
+
+
+async def test_writers_notify_only_while_a_tail_listens(app: Any, client: httpx.AsyncClient, project: Project, backend: str, database_url: str) -> None:
+    """PostgreSQL: a NOTIFY serialises committing transactions, so writers send
+    one only while some process follows the tail (``tail_listeners``)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite's tail polls; nothing is notified")
+    from eventdock.store.query_tail import CHANNEL
+
+    tail = app.state.services.extras["live_tail"]
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        # Servers of earlier tests were killed and left their rows; nothing else runs now.
+        conn.execute("DELETE FROM tail_listeners")
+        conn.execute(f"LISTEN {CHANNEL}")
+        await ingest(client, project, [{"event.id": "unheard"}])
+        assert _notifications(conn, project, 0.3) == []
+        async with tail.subscribe(project.id):
+            await ingest(client, project, [{"event.id": "heard"}])
+            assert _notifications(conn, project, 5, want=1) == [["heard"]]
+        for _ in range(100):  # the follower leaves within its 1 s wake-up
+            if conn.execute("SELECT count(*) FROM tail_listeners").fetchone() == (0,):
+                break
+            await asyncio.sleep(0.05)
+        await ingest(client, project, [{"event.id": "unheard-again"}])
+        assert _notifications(conn, project, 0.3) == []
+
+
+async def test_a_new_listener_waits_for_older_writer_transactions(app: Any, project: Project, backend: str, database_url: str) -> None:
+    """A transaction that looked for listeners before this one registered sends
+    no NOTIFY; the subscription is ready only once such transactions ended."""
+    if backend != "postgresql":
+        pytest.skip("SQLite's tail polls; nothing is notified")
+    tail = app.state.services.extras["live_tail"]
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    subscription = tail.subscribe(project.id)
+    with psycopg.connect(dsn) as older:
+        older.execute("SELECT pg_current_xact_id()")  # holds a transaction id, as a writer does once it wrote
+        subscribing = asyncio.ensure_future(subscription.__aenter__())
+        try:
+            await asyncio.sleep(0.5)
+            assert not subscribing.done()
+            older.commit()
+            await asyncio.wait_for(subscribing, timeout=5)
+        finally:
+            if subscribing.done() and not subscribing.exception():
+                await subscription.__aexit__(None, None, None)
+            else:
+                subscribing.cancel()
 
 
 async def test_slow_subscriber_is_dropped_never_waited_for(app: Any, client: httpx.AsyncClient, project: Project) -> None:

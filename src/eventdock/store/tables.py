@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -89,4 +90,15 @@ schema_versions = Table(
     metadata,
     Column("project_id", String(36), primary_key=True),
     Column("version", Integer, nullable=False),
+)
+
+# PostgreSQL: the processes that follow the live tail right now (SPEC §8).
+# A writer's transaction sends its pg_notify only while a row here is
+# current; a NOTIFY serialises every committing transaction of the
+# database until its commit is flushed (store/query_tail.py).
+tail_listeners = Table(
+    "tail_listeners",
+    metadata,
+    Column("origin", String(32), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )
