@@ -276,22 +276,14 @@ class LiveTail:
         the subscribers are ready.
         """
         await self._announce(conn)
-        running = await conn.fetchval(
-            "SELECT coalesce(array_agg(backend_xid::text), '{}') FROM pg_stat_activity "
-            "WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
-        )
+        running = await _transactions_holding_ids(conn)
         deadline = time.monotonic() + _WRITERS_WAIT_S
         while running:
-            running = await conn.fetchval(
-                "SELECT coalesce(array_agg(backend_xid::text), '{}') FROM pg_stat_activity "
-                "WHERE datname = current_database() AND backend_xid::text = ANY($1::text[])",
-                running,
-            )
+            await asyncio.sleep(0.005)
+            running = await _transactions_holding_ids(conn, among=running)
             if running and time.monotonic() > deadline:
                 log.warning("live tail: %d transactions older than this listener still run; not waiting longer", len(running))
                 return
-            if running:
-                await asyncio.sleep(0.005)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -315,6 +307,16 @@ class LiveTail:
             found = {r.id: StoredEvent(*r) for r in rows}
         frames = [(found[i].name, frame(i, public(found[i]))) for i in ids if i in found]
         self._deliver(project_id, frames)
+
+
+async def _transactions_holding_ids(conn: Any, among: list[str] | None = None) -> list[str]:
+    """Other sessions' transaction ids in this database (of ``among`` only, if given)."""
+    rows = await conn.fetch(
+        "SELECT backend_xid::text FROM pg_stat_activity WHERE datname = current_database() "
+        "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid() AND ($1::text[] IS NULL OR backend_xid::text = ANY($1::text[]))",
+        among,
+    )
+    return [row[0] for row in rows]
 
 
 async def start_live_tail(services: Any) -> list[asyncio.Task[None]]:
