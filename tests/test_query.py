@@ -227,6 +227,8 @@ async def test_writers_notify_only_while_a_tail_listens(app: Any, client: httpx.
             if conn.execute("SELECT count(*) FROM tail_listeners").fetchone() == (0,):
                 break
             await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the follower kept its tail_listeners row after its last subscriber left")
         await ingest(client, project, [{"event.id": "unheard-again"}])
         assert _notifications(conn, project, 0.3) == []
 
