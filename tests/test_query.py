@@ -223,12 +223,7 @@ async def test_writers_notify_only_while_a_tail_listens(app: Any, client: httpx.
         async with tail.subscribe(project.id):
             await ingest(client, project, [{"event.id": "heard"}])
             assert _notifications(conn, project, 5, want=1) == [["heard"]]
-        for _ in range(100):  # the follower leaves within its 1 s wake-up
-            if conn.execute("SELECT count(*) FROM tail_listeners").fetchone() == (0,):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            pytest.fail("the follower kept its tail_listeners row after its last subscriber left")
+        await _follower_gone(conn)
         await ingest(client, project, [{"event.id": "unheard-again"}])
         assert _notifications(conn, project, 0.3) == []
 
@@ -254,6 +249,23 @@ async def test_a_new_listener_waits_for_older_writer_transactions(app: Any, proj
                 await subscription.__aexit__(None, None, None)
             else:
                 subscribing.cancel()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        await _follower_gone(conn)
+
+
+async def _follower_gone(conn: psycopg.Connection[Any]) -> None:
+    """Wait until the tail's follower left (its row gone, its connection closed)."""
+    for _ in range(100):  # it leaves within its 1 s wake-up
+        if conn.execute("SELECT count(*) FROM tail_listeners").fetchone() == (0,):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the follower kept its tail_listeners row after its last subscriber left")
+    for _ in range(100):
+        if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'eventdock-tail' AND datname = current_database()").fetchone() == (0,):
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("the follower's connection is still open")
 
 
 async def test_slow_subscriber_is_dropped_never_waited_for(app: Any, client: httpx.AsyncClient, project: Project) -> None:

@@ -253,10 +253,14 @@ class LiveTail:
         finally:
             self._ready.clear()  # before any await: a newcomer must wait for the next LISTEN
             self._pending.clear()
-            with contextlib.suppress(Exception):
-                await conn.execute("DELETE FROM tail_listeners WHERE origin = $1", self.origin)
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=2)
+            try:
+                with contextlib.suppress(Exception):
+                    await conn.execute("DELETE FROM tail_listeners WHERE origin = $1", self.origin)
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=2)
+            finally:
+                if not conn.is_closed():  # cancelled on the way out (shutdown): never leave it open
+                    conn.terminate()
 
     async def _announce(self, conn: Any) -> None:
         await conn.execute(
