@@ -192,6 +192,17 @@ async def test_idempotency_key_retry_is_acknowledged_with_the_same_data_and_stor
     assert items[0]["properties"] == {"n": "1"}
 
 
+@pytest.mark.parametrize("key", ['q"uote', "back\\slash", "[1]", "{}", "7", "x" * 256])
+async def test_a_retry_is_recognised_whatever_the_key_holds(client: httpx.AsyncClient, project: Project, key: str) -> None:
+    """The writer looks the batch's client ids up in one statement (on SQLite
+    as a JSON array): an id must be found however it would need escaping."""
+    headers = {**project.headers, "Idempotency-Key": key}
+    first = await client.post(url(project.id), json={"nameEvent": "one"}, headers=headers)
+    assert first.status_code == 200, first.text
+    again = await client.post(url(project.id), json={"nameEvent": "two"}, headers=headers)
+    assert again.json()["data"] == first.json()["data"]
+
+
 async def test_idempotency_key_retry_with_another_name_answers_the_stored_event(client: httpx.AsyncClient, project: Project) -> None:
     headers = {**project.headers, "Idempotency-Key": "k-name"}
     first = await client.post(url(project.id), json={"nameEvent": "one"}, headers=headers)

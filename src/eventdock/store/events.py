@@ -7,13 +7,14 @@ transaction in one call (``store/writer_connection.py``).
 The insert is the one place where the two back ends differ on purpose:
 SQLite takes the whole batch as one JSON document in one ``INSERT … SELECT
 FROM json_each(?)`` (``_sqlite_insert`` says why not ``executemany``).
-PostgreSQL takes
-events whose id the server generated with a binary ``COPY`` (the bench's
-store rate in 500-event transactions went from 27.7k to 40.4k rows/s on the
-development VM), and the rest —
-client-chosen ids, which may be stored already, and small batches, where
-COPY's extra round trip costs more than it saves — as eight arrays in one
-``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING``.
+PostgreSQL takes events whose id the server generated with a binary
+``COPY`` (the bench's store rate in 500-event transactions went from 27.7k
+to 40.4k rows/s on the development VM), and the rest — client-chosen ids,
+which may be stored already, and small batches, where COPY's extra round
+trip costs more than it saves — as eight arrays in one ``INSERT … SELECT
+FROM unnest(…) ON CONFLICT DO NOTHING``. Either way the ids already stored
+are looked up in one statement whatever their number: an array on
+PostgreSQL, a JSON array on SQLite.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ _PG_INSERT = (
 COPY_MIN_ROWS = 64
 
 _PG_STORED = "SELECT id FROM events WHERE project_id = $1 AND id = ANY($2::text[])"
+_SQLITE_STORED = "SELECT id FROM events WHERE project_id = ? AND id IN (SELECT value FROM json_each(?))"
 
 _SQLITE_DEFINE = (
     "INSERT INTO event_definitions (id, project_id, name, description, created_at, last_seen_at, volume, enforcement_mode) "
@@ -94,16 +96,13 @@ def without_stored(conn: Connection, batch: list[Event]) -> list[Event]:
         return batch
     stored: set[tuple[str, str]] = set()
     for project_id, ids in candidates.items():
+        # One array parameter: one prepared statement whatever the batch
+        # size, planned as primary-key probes (project_id, id).
         if conn.dialect.name == "postgresql":
-            # One array parameter: one prepared statement whatever the batch
-            # size, planned as primary-key probes (project_id, id).
             rows = conn.exec_driver_sql(_PG_STORED, (project_id, ids))
-            stored.update((project_id, r[0]) for r in rows)
-            continue
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = conn.execute(select(events.c.id).where(events.c.project_id == project_id, events.c.id.in_(chunk)))
-            stored.update((project_id, r[0]) for r in rows)
+        else:
+            rows = conn.exec_driver_sql(_SQLITE_STORED, (project_id, _json_encode(ids).decode()))
+        stored.update((project_id, r[0]) for r in rows)
     if not stored:
         return batch
     return [e for e in batch if (e.project_id, e.id) not in stored]
