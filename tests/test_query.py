@@ -228,6 +228,29 @@ async def test_writers_notify_only_while_a_tail_listens(app: Any, client: httpx.
         assert _notifications(conn, project, 0.3) == []
 
 
+async def test_a_listener_that_outlives_its_ttl_keeps_being_notified(
+    app: Any, client: httpx.AsyncClient, project: Project, backend: str, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The follower renews its tail_listeners row while it has subscribers;
+    a row past its TTL is a dead process's, and writers stop notifying it."""
+    if backend != "postgresql":
+        pytest.skip("SQLite's tail polls; nothing is notified")
+    from eventdock.store import query_tail
+
+    monkeypatch.setattr(query_tail, "LISTENER_TTL_S", 2)
+    monkeypatch.setattr(query_tail, "_LISTENER_RENEW_S", 0.1)  # checked at each of the follower's 1 s wake-ups
+    tail = app.state.services.extras["live_tail"]
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM tail_listeners")
+        conn.execute(f"LISTEN {query_tail.CHANNEL}")
+        async with tail.subscribe(project.id):
+            await asyncio.sleep(3.5)  # longer than the TTL
+            await ingest(client, project, [{"event.id": "still-heard"}])
+            assert _notifications(conn, project, 5, want=1) == [["still-heard"]]
+        await _follower_gone(conn)
+
+
 async def test_a_new_listener_waits_for_older_writer_transactions(app: Any, project: Project, backend: str, database_url: str) -> None:
     """A transaction that looked for listeners before this one registered sends
     no NOTIFY; the subscription is ready only once such transactions ended."""
