@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import Project
 from tests.support.server import Server
+from tests.test_limits import _until
 
 DAY = 86_400_000
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
@@ -193,6 +194,14 @@ async def test_live_tail_receives_exactly_the_ingested_events(database_url: str,
         server.kill(signal.SIGKILL)
 
 
+@pytest.fixture
+def dsn(backend: str, database_url: str) -> str:
+    """The PostgreSQL database of the shared app, for a raw LISTEN (the NOTIFY rules are PostgreSQL's)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite's tail polls; nothing is notified")
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def _notifications(conn: psycopg.Connection[Any], project: Project, seconds: float, want: int = 0) -> list[list[Any]]:
     """The ids of the tail notifications about ``project`` within ``seconds`` (or until ``want`` came)."""
     got = []
@@ -205,15 +214,12 @@ def _notifications(conn: psycopg.Connection[Any], project: Project, seconds: flo
     return got
 
 
-async def test_writers_notify_only_while_a_tail_listens(app: Any, client: httpx.AsyncClient, project: Project, backend: str, database_url: str) -> None:
+async def test_writers_notify_only_while_a_tail_listens(app: Any, client: httpx.AsyncClient, project: Project, dsn: str) -> None:
     """PostgreSQL: a NOTIFY serialises committing transactions, so writers send
     one only while some process follows the tail (``tail_listeners``)."""
-    if backend != "postgresql":
-        pytest.skip("SQLite's tail polls; nothing is notified")
     from eventdock.store.query_tail import CHANNEL
 
     tail = app.state.services.extras["live_tail"]
-    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(dsn, autocommit=True) as conn:
         # Servers of earlier tests were killed and left their rows; nothing else runs now.
         conn.execute("DELETE FROM tail_listeners")
@@ -229,18 +235,15 @@ async def test_writers_notify_only_while_a_tail_listens(app: Any, client: httpx.
 
 
 async def test_a_listener_that_outlives_its_ttl_keeps_being_notified(
-    app: Any, client: httpx.AsyncClient, project: Project, backend: str, database_url: str, monkeypatch: pytest.MonkeyPatch
+    app: Any, client: httpx.AsyncClient, project: Project, dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The follower renews its tail_listeners row while it has subscribers;
     a row past its TTL is a dead process's, and writers stop notifying it."""
-    if backend != "postgresql":
-        pytest.skip("SQLite's tail polls; nothing is notified")
     from eventdock.store import query_tail
 
     monkeypatch.setattr(query_tail, "LISTENER_TTL_S", 2)
     monkeypatch.setattr(query_tail, "_LISTENER_RENEW_S", 0.1)  # checked at each of the follower's 1 s wake-ups
     tail = app.state.services.extras["live_tail"]
-    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM tail_listeners")
         conn.execute(f"LISTEN {query_tail.CHANNEL}")
@@ -251,13 +254,10 @@ async def test_a_listener_that_outlives_its_ttl_keeps_being_notified(
         await _follower_gone(conn)
 
 
-async def test_a_new_listener_waits_for_older_writer_transactions(app: Any, project: Project, backend: str, database_url: str) -> None:
+async def test_a_new_listener_waits_for_older_writer_transactions(app: Any, project: Project, dsn: str) -> None:
     """A transaction that looked for listeners before this one registered sends
     no NOTIFY; the subscription is ready only once such transactions ended."""
-    if backend != "postgresql":
-        pytest.skip("SQLite's tail polls; nothing is notified")
     tail = app.state.services.extras["live_tail"]
-    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     subscription = tail.subscribe(project.id)
     with psycopg.connect(dsn) as older:
         older.execute("SELECT pg_current_xact_id()")  # holds a transaction id, as a writer does once it wrote
@@ -277,18 +277,14 @@ async def test_a_new_listener_waits_for_older_writer_transactions(app: Any, proj
 
 
 async def _follower_gone(conn: psycopg.Connection[Any]) -> None:
-    """Wait until the tail's follower left (its row gone, its connection closed)."""
-    for _ in range(100):  # it leaves within its 1 s wake-up
-        if conn.execute("SELECT count(*) FROM tail_listeners").fetchone() == (0,):
-            break
-        await asyncio.sleep(0.05)
-    else:
-        pytest.fail("the follower kept its tail_listeners row after its last subscriber left")
-    for _ in range(100):
-        if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'eventdock-tail' AND datname = current_database()").fetchone() == (0,):
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail("the follower's connection is still open")
+    """Wait until the tail's follower left (its row gone, its connection closed); it wakes once a second."""
+    await _until(lambda: conn.execute("SELECT count(*) FROM tail_listeners").fetchone() == (0,))
+    await _until(
+        lambda: conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'eventdock-tail' AND datname = current_database()"
+        ).fetchone()
+        == (0,)
+    )
 
 
 async def test_slow_subscriber_is_dropped_never_waited_for(app: Any, client: httpx.AsyncClient, project: Project) -> None:
