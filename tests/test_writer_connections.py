@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from eventdock.config import WriterSettings
 from tests.support.custom_app import custom_app
@@ -62,3 +63,40 @@ async def test_the_connections_share_max_batch_events(tmp_path: Path, backend: s
                 await _until(lambda: writer.queued_events == 3)  # SQLite: one connection, one transaction
                 assert writer.in_flight_events == 1
         assert [t.status_code for t in await asyncio.gather(*waiting)] == [202] * 4
+
+
+async def test_with_no_transaction_in_flight_a_request_is_committed_at_once(tmp_path: Path, backend: str) -> None:
+    """The writer does not wait for company when the database is idle: the
+    commit in flight is the window the next batch gathers in. A lone request
+    answers long before ``max_wait_ms`` (here 20 s) has passed."""
+    async with custom_app(backend, tmp_path, writer=WriterSettings(max_wait_ms=20_000)) as c:
+        started = asyncio.get_running_loop().time()
+        for n in range(3):
+            answer = await c.client.post(INGEST, json={"event.id": f"lone{n}"}, headers=c.project.headers)
+            assert answer.status_code == 202, answer.text
+        assert asyncio.get_running_loop().time() - started < 10
+
+
+async def test_while_a_transaction_commits_the_next_batch_waits_to_gather(tmp_path: Path, backend: str) -> None:
+    """PostgreSQL, two writer connections: while one transaction is in flight,
+    the other connection lets requests gather for ``max_wait_ms`` before it
+    takes them, so two requests that arrive within that window share a
+    transaction instead of the first one taking the connection alone."""
+    if backend != "postgresql":
+        pytest.skip("SQLite keeps one writer connection: the next batch always waits for the commit")
+    async with custom_app(backend, tmp_path, writer=WriterSettings(max_wait_ms=1_000, connections=2)) as c:
+        writer = c.app.state.services.writer
+
+        def post(n: int) -> asyncio.Task[httpx.Response]:
+            return asyncio.create_task(c.client.post(INGEST, json={"event.id": f"g{n}"}, headers=c.project.headers))
+
+        with WriteLock(c.database_url):
+            waiting = [post(0)]
+            await _until(lambda: writer.in_flight_events == 1)  # the first transaction, held by the lock
+            waiting.append(post(1))
+            await _until(lambda: writer.queued_events == 1)
+            waiting.append(post(2))
+            # Both in the second connection's one transaction: 1 + 2 in flight.
+            await _until(lambda: writer.in_flight_events == 3)
+            assert writer.queued_events == 0
+        assert [t.status_code for t in await asyncio.gather(*waiting)] == [202] * 3

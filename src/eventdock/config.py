@@ -34,8 +34,10 @@ class WriterSettings:
     # Most events a worker's transactions hold at once (with several writer
     # connections each has an equal share); a request is never split.
     max_batch_events: int = 5_000
-    # How long the writer waits for more requests once it has one (ms).
-    # 0 means: take what is queued now, the commit itself is the window.
+    # How long a batch waits to gather while another transaction of the
+    # worker is committing (ms; PostgreSQL's several writer connections).
+    # With none in flight the writer commits at once: the commit itself is
+    # the window the next batch gathers in. 0: never wait.
     max_wait_ms: float = 2.0
     # Most requests one transaction holds; 1 turns group commit off (bench).
     max_batch_requests: int = 10_000
