@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.conftest import Project
+from tests.test_import_export import cli
 
 INGEST = "/platform/ingest/v1/events"
 
@@ -40,3 +43,15 @@ async def test_volume_and_last_seen_follow_the_stored_events(client: httpx.Async
     assert found["last_seen_at"].startswith("2026-01-03T00:00:00")
     await asyncio.sleep(1.5)  # one more flush must not count the retry
     assert (await definition(client, project, "usage"))["volume"] == 3
+
+
+async def test_an_import_counts_its_events_when_it_ends(client: httpx.AsyncClient, project: Project, database_url: str, tmp_path: Path) -> None:
+    """``eventdock import`` stops its writer, then writes the usage it gathered
+    on a writer connection of its own: the counters hold every imported event."""
+    path = tmp_path / "usage.ndjson"
+    path.write_text("".join(json.dumps({"event.id": f"iu{i}", "event.name": "imported-usage", "timestamp": 1_700_000_000_000 + i}) + "\n" for i in range(7)))
+    done = await cli("import", str(path), "--project", project.id, "--batch-size", "3", "--json", database_url=database_url)
+    assert done.returncode == 0, done.stderr
+    found = await definition(client, project, "imported-usage")
+    assert found["volume"] == 7
+    assert found["last_seen_at"].startswith("2023-11-14T22:13:20.006")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import bindparam, case, select
 from sqlalchemy.engine import Connection
 
 from eventdock.core.events import Event, now_ms
@@ -188,27 +188,29 @@ def define_events(conn: Connection, names: Sequence[tuple[str, str]]) -> None:
         )
 
 
-async def record_usage(db: Database, usage: dict[tuple[str, str], tuple[int, int]]) -> None:
-    """Add volume and advance last_seen_at for each (project, name): (count, latest ms)."""
-    if not usage:
-        return
-    async with db.write() as conn:
-        for (project_id, name), (count, latest) in sorted(usage.items()):
-            d = event_definitions.c
-            await conn.execute(
-                event_definitions.update()
-                .where(d.project_id == project_id, d.name == name)
-                .values(
-                    volume=d.volume + count,
-                    last_seen_at=_greatest(d.last_seen_at, latest),
-                )
-            )
+def record_usage(conn: Connection, usage: dict[tuple[str, str], tuple[int, int]]) -> None:
+    """Add volume and advance last_seen_at for each (project, name): (count, latest ms).
+
+    Runs on the writer's connection (``GroupCommitWriter.flush_usage``), in
+    (project, name) order, so two processes updating the same definitions
+    take their row locks in one order.
+    """
+    for (project_id, name), (count, latest) in sorted(usage.items()):
+        conn.execute(_ADD_USAGE, {"b_project_id": project_id, "b_name": name, "count": count, "latest": latest})
 
 
-def _greatest(column: Any, value: int) -> Any:
-    from sqlalchemy import case
-
-    return case((column.is_(None), value), (column < value, value), else_=column)
+_ADD_USAGE = (
+    event_definitions.update()
+    .where(event_definitions.c.project_id == bindparam("b_project_id"), event_definitions.c.name == bindparam("b_name"))
+    .values(
+        volume=event_definitions.c.volume + bindparam("count"),
+        last_seen_at=case(
+            (event_definitions.c.last_seen_at.is_(None), bindparam("latest")),
+            (event_definitions.c.last_seen_at < bindparam("latest"), bindparam("latest")),
+            else_=event_definitions.c.last_seen_at,
+        ),
+    )
+)
 
 
 # -- reads -----------------------------------------------------------------

@@ -99,6 +99,8 @@ class GroupCommitWriter:
         self._connections = 1 if db.is_sqlite else max(1, settings.connections)
         self._closing = False
         self._known_definitions: set[tuple[str, str]] = set()
+        # flush_usage callers waiting for a writer task to write the counters.
+        self._usage_waiters: list[asyncio.Future[None]] = []
         # (project, name) -> (count, latest timestamp) since the last flush.
         self.usage: dict[tuple[str, str], tuple[int, int]] = {}
 
@@ -156,6 +158,8 @@ class GroupCommitWriter:
     async def _run(self, conn: WriterConnection) -> None:
         try:
             while True:
+                if self._usage_waiters:
+                    await self._write_usage(conn)
                 if not self._queue:
                     if self._closing:
                         return
@@ -266,14 +270,47 @@ class GroupCommitWriter:
             self._known_definitions = {k for k in self._known_definitions if k[0] != project_id}
 
     async def flush_usage(self) -> None:
-        usage, self.usage = self.usage, {}
+        """Write the usage counters gathered since the last flush (SPEC §3.3: volume, last_seen_at).
+
+        On a writer connection, in a transaction of its own between batches,
+        never on a connection beside the writer's: on SQLite a second writer
+        meets the group-commit writer in SQLite's busy handler, which sleeps
+        up to 100 ms between tries, whichever of the two waits. The writer
+        connection also takes the cross-process writer lock, so with several
+        workers the flush queues behind their writers instead of polling.
+        """
+        if not self.usage:
+            return
+        if self._tasks and not self._closing:
+            done = asyncio.get_running_loop().create_future()
+            self._usage_waiters.append(done)
+            self._wake.set()
+            await done
+            return
+        # No writer task (stopped, or never started): a connection of the same kind.
+        conn = connect_writer(self.db)
         try:
-            await event_rows.record_usage(self.db, usage)
-        except Exception:  # noqa: BLE001 - put it back and try again next time
+            await self._write_usage(conn)
+        finally:
+            await conn.close()
+
+    async def _write_usage(self, conn: WriterConnection) -> None:
+        usage, self.usage = self.usage, {}
+        waiters, self._usage_waiters = self._usage_waiters, []
+        error: BaseException | None = None
+        try:
+            if usage:
+                await conn.run(functools.partial(event_rows.record_usage, usage=usage))
+        except Exception as exc:  # noqa: BLE001 - put it back and try again next time
+            error = exc
             for key, (count, latest) in usage.items():
                 c2, l2 = self.usage.get(key, (0, 0))
                 self.usage[key] = (count + c2, max(latest, l2))
-            raise
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error) if error is not None else waiter.set_result(None)
+        if error is not None and not waiters:
+            raise error
 
 
 def _settle(submission: Submission, exc: BaseException | None) -> None:
