@@ -173,6 +173,11 @@ class GroupCommitWriter:
                     await asyncio.sleep(self.settings.max_wait_ms / 1000)
                     if not self._queue:  # another writer task took it
                         continue
+                # The batch is taken once the connection could begin: while
+                # it waits (SQLite: another worker commits), requests gather.
+                # This task is the queue's only consumer on SQLite, so what
+                # was queued is still there.
+                await conn.ready()
                 batch = self._take()
                 size = sum(s.size for s in batch)
                 self._in_flight += size
@@ -180,6 +185,7 @@ class GroupCommitWriter:
                     await self._commit_batch(conn, batch)
                 finally:
                     self._in_flight -= size
+                    conn.release()  # never idle holding the lock ready() took
         finally:
             await conn.close()
 

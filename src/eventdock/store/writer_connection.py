@@ -23,7 +23,6 @@ such connections may commit at once (``WriterSettings.connections``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,8 +40,16 @@ T = TypeVar("T")
 
 
 class WriterConnection(Protocol):
+    async def ready(self) -> None:
+        """Return once a transaction could begin now; the writer takes its batch after this."""
+        ...
+
     async def run(self, transaction: Callable[[Connection], T]) -> T:
         """Run ``transaction`` in one transaction; return its result after COMMIT."""
+        ...
+
+    def release(self) -> None:
+        """Let go of what ``ready`` took if no ``run`` followed (run lets go itself)."""
         ...
 
     async def close(self) -> None: ...
@@ -59,6 +66,22 @@ class SqliteWriterConnection:
         lock_path = db.writer_lock_path()
         self._lock = WriterLock(lock_path) if lock_path else None
         self._conn: Connection | None = None  # used on self._thread only
+        self._running = False  # a transaction is on the thread (it holds the lock)
+
+    async def ready(self) -> None:
+        """Take the cross-process writer lock: at once on the loop when it is
+        free, else on the writer's thread (flock blocks) while the batch keeps
+        gathering. With several workers, a writer that took its batch first
+        and waited for the lock afterwards committed what had queued before
+        the other process's commit, not what queued during it."""
+        lock = self._lock
+        if lock is None or lock.locked or lock.acquire(blocking=False):
+            return
+        await asyncio.get_running_loop().run_in_executor(self._thread, lock.acquire)
+
+    def release(self) -> None:
+        if self._lock is not None and self._lock.locked and not self._running:
+            self._lock.release()
 
     async def run(self, transaction: Callable[[Connection], T]) -> T:
         # If the awaiting task is cancelled, the thread still finishes the
@@ -66,14 +89,22 @@ class SqliteWriterConnection:
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._run, transaction)
 
     def _run(self, transaction: Callable[[Connection], T]) -> T:
-        if self._conn is None:
-            self._conn = self._engine.connect().execution_options(eventdock_write=True)  # BEGIN IMMEDIATE
+        lock = self._lock
+        self._running = True
         try:
-            with self._lock.held() if self._lock else contextlib.nullcontext(), self._conn.begin():
+            if lock is not None and not lock.locked:
+                lock.acquire()
+            if self._conn is None:
+                self._conn = self._engine.connect().execution_options(eventdock_write=True)  # BEGIN IMMEDIATE
+            with self._conn.begin():
                 return transaction(self._conn)
         except BaseException:
             self._drop()
             raise
+        finally:
+            if lock is not None:
+                lock.release()
+            self._running = False
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -98,6 +129,12 @@ class PostgresWriterConnection:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._conn: AsyncConnection | None = None
+
+    async def ready(self) -> None:
+        """PostgreSQL's writers run concurrently: nothing to wait for."""
+
+    def release(self) -> None:
+        pass
 
     async def run(self, transaction: Callable[[Connection], T]) -> T:
         if self._conn is None or self._conn.closed or self._conn.invalidated:

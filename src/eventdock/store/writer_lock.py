@@ -22,27 +22,42 @@ from collections.abc import Iterator
 
 
 class WriterLock:
-    """Held by the writer's database thread around each transaction (flock blocks)."""
+    """Held by the writer around each transaction (flock; taken on the loop
+    without blocking when it is free, else waited for on the writer's thread)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._fd: int | None = None
+        self.locked = False
 
     def _open(self) -> int:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         return self._fd
 
+    def acquire(self, *, blocking: bool = True) -> bool:
+        try:
+            fcntl.flock(self._open(), fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        self.locked = True
+        return True
+
+    def release(self) -> None:
+        if self.locked:
+            self.locked = False
+            fcntl.flock(self._open(), fcntl.LOCK_UN)
+
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        fd = self._open()
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        self.acquire()
         try:
             yield
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            self.release()
 
     def close(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
+            os.close(self._fd)  # closing the file lets go of the lock
             self._fd = None
+            self.locked = False
