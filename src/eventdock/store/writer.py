@@ -313,8 +313,12 @@ class GroupCommitWriter:
                 c2, l2 = self.usage.get(key, (0, 0))
                 self.usage[key] = (count + c2, max(latest, l2))
         for waiter in waiters:
-            if not waiter.done():
-                waiter.set_exception(error) if error is not None else waiter.set_result(None)
+            if waiter.done():  # its caller was cancelled
+                continue
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
         if error is not None and not waiters:
             raise error
 

@@ -7,9 +7,10 @@ If the function raises, the transaction is rolled back and the connection
 is dropped; the next call opens a fresh one.
 
 SQLite: the function runs on a thread of the writer's own, on a plain
-``sqlite3`` connection (SQLAlchemy's pysqlite dialect). The cross-process
-writer lock, ``BEGIN IMMEDIATE``, every statement and the fsync'd COMMIT
-happen there, so a transaction costs the event loop one hop. Through
+``sqlite3`` connection (SQLAlchemy's pysqlite dialect). ``BEGIN
+IMMEDIATE``, every statement and the fsync'd COMMIT happen there, so a
+transaction costs the event loop one hop; the cross-process writer lock is
+taken first (``ready``), on the loop when it is free, else on the thread. Through
 aiosqlite each statement was a hop of its own (7 for a generic batch, 18
 for a CDP batch that resolves profiles), each waiting for a turn of a busy
 event loop. sqlite3 releases the GIL while SQLite works, so the loop keeps

@@ -7,8 +7,9 @@ one that just committed takes the lock again at once, and a waiting
 writer can miss every window for seconds (measured: p99 of 5 s at half
 load with two workers). The group-commit writers of all processes on one
 database therefore first take an ``flock`` on a file beside it: the kernel
-hands it over the moment it is released. Other, short writes (schema CRUD,
-usage counters) keep relying on SQLite's busy timeout.
+hands it over the moment it is released. The usage counters are written
+on the writer's connection, so they take it too. Other, short writes
+(schema CRUD, projects and keys) keep relying on SQLite's busy timeout.
 
 PostgreSQL needs none of this: its writers run concurrently.
 """
