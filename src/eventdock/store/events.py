@@ -188,6 +188,21 @@ def define_events(conn: Connection, names: Sequence[tuple[str, str]]) -> None:
         )
 
 
+_d = event_definitions.c
+_ADD_USAGE = (
+    event_definitions.update()
+    .where(_d.project_id == bindparam("b_project_id"), _d.name == bindparam("b_name"))
+    .values(
+        volume=_d.volume + bindparam("count"),
+        last_seen_at=case(
+            (_d.last_seen_at.is_(None), bindparam("latest")),
+            (_d.last_seen_at < bindparam("latest"), bindparam("latest")),
+            else_=_d.last_seen_at,
+        ),
+    )
+)
+
+
 def record_usage(conn: Connection, usage: dict[tuple[str, str], tuple[int, int]]) -> None:
     """Add volume and advance last_seen_at for each (project, name): (count, latest ms).
 
@@ -197,20 +212,6 @@ def record_usage(conn: Connection, usage: dict[tuple[str, str], tuple[int, int]]
     """
     for (project_id, name), (count, latest) in sorted(usage.items()):
         conn.execute(_ADD_USAGE, {"b_project_id": project_id, "b_name": name, "count": count, "latest": latest})
-
-
-_ADD_USAGE = (
-    event_definitions.update()
-    .where(event_definitions.c.project_id == bindparam("b_project_id"), event_definitions.c.name == bindparam("b_name"))
-    .values(
-        volume=event_definitions.c.volume + bindparam("count"),
-        last_seen_at=case(
-            (event_definitions.c.last_seen_at.is_(None), bindparam("latest")),
-            (event_definitions.c.last_seen_at < bindparam("latest"), bindparam("latest")),
-            else_=event_definitions.c.last_seen_at,
-        ),
-    )
-)
 
 
 # -- reads -----------------------------------------------------------------
