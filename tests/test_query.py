@@ -276,6 +276,20 @@ async def test_a_new_listener_waits_for_older_writer_transactions(app: Any, proj
         await _follower_gone(conn)
 
 
+async def test_a_new_listener_removes_rows_of_listeners_long_dead(app: Any, project: Project, dsn: str) -> None:
+    """A process killed while following leaves its row; once expired, the next
+    listener to register removes it (a current one is left alone)."""
+    tail = app.state.services.extras["live_tail"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM tail_listeners")
+        conn.execute("INSERT INTO tail_listeners VALUES ('dead', now() - interval '1 second'), ('alive', now() + interval '1 minute')")
+        async with tail.subscribe(project.id):
+            origins = {row[0] for row in conn.execute("SELECT origin FROM tail_listeners")}
+            assert origins == {"alive", tail.origin}
+        conn.execute("DELETE FROM tail_listeners WHERE origin = 'alive'")
+        await _follower_gone(conn)
+
+
 async def _follower_gone(conn: psycopg.Connection[Any]) -> None:
     """Wait until the tail's follower left (its row gone, its connection closed); it wakes once a second."""
     await _until(lambda: conn.execute("SELECT count(*) FROM tail_listeners").fetchone() == (0,))

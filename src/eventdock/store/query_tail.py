@@ -279,6 +279,9 @@ class LiveTail:
         holds an id now has ended means nothing commits unnotified after
         the subscribers are ready.
         """
+        # Rows of processes that died without deleting theirs: writers
+        # ignore them once expired; nothing else would ever remove them.
+        await conn.execute("DELETE FROM tail_listeners WHERE expires_at < now()")
         await self._announce(conn)
         running = await _transactions_holding_ids(conn)
         deadline = time.monotonic() + _WRITERS_WAIT_S
