@@ -165,3 +165,34 @@ def test_a_short_run_prints_the_command_and_every_figure(backend: str) -> None:
     assert 0 < config["ratios"]["cdp_vs_bare"] and 0 < config["ratios"]["generic_vs_bare"]
     assert config["peak_rss_mb"] > 0
     assert "eventdock benchmark" in done.stderr  # the table, on stderr with --json
+
+
+@needs_wrk
+def test_paired_runs_both_servers_and_b_gets_its_path_and_environment(tmp_path: Path) -> None:
+    # B's --b-src directory comes first on its PYTHONPATH, so a sitecustomize
+    # there runs in B's processes (only): it leaves a mark where --b-env says.
+    b_src = tmp_path / "b"
+    b_src.mkdir()
+    (b_src / "sitecustomize.py").write_text(
+        "import os, pathlib\nif os.environ.get('PAIRED_MARK'):\n    pathlib.Path(os.environ['PAIRED_MARK']).touch()\n"
+    )
+    mark = tmp_path / "b-ran"
+    argv = [
+        sys.executable, "-m", "bench.paired", "--b-src", str(b_src), "--b-env", f"PAIRED_MARK={mark}",
+        "--phases", "generic", "--pairs", "2", "--duration", "0.5",
+    ]  # fmt: skip
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("$ python -m bench.paired --b-src")
+    lines = done.stdout.splitlines()
+    rates = {line.split(":")[0].strip(): line for line in lines if line.startswith(("  A:", "  B:"))}
+    assert set(rates) == {"A", "B"}
+    for line in rates.values():
+        assert len(line.split(":", 1)[1].split("(")[0].split()) == 2  # two rounds each
+    assert any(line.startswith("  B ÷ A: median ") for line in lines)
+    assert mark.exists()
+
+
+def test_paired_refuses_to_compare_a_server_with_itself() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.paired"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "--b-src" in done.stderr
