@@ -2,15 +2,16 @@
 
 The development VM's speed moves by a third within minutes (bench/PROFILE.md),
 so two full bench runs one after the other cannot show a 10 % change.
-This runs both versions at once instead: server A from this checkout,
-server B with ``--b-src`` (another checkout's ``src/``, or a directory
-with a ``sitecustomize.py`` that patches something) put first on its
-``PYTHONPATH``, and/or its own environment (``--b-env``). Each has a fresh
+This runs both versions at once instead: server A from this checkout
+(or ``--a-src``), server B with ``--b-src`` (another checkout's ``src/``,
+or a directory with a ``sitecustomize.py`` that patches something) put
+first on its ``PYTHONPATH``, and/or its own environment (``--b-env``). Each has a fresh
 database of its own. The idle one costs nothing while the other is
 driven; the rounds alternate A B, B A, … so a drift weighs on both alike,
 and each pair's ratio B ÷ A is taken within a few seconds.
 
     python -m bench.paired --b-src ../other/src
+    python -m bench.paired --a-src ../before/src        # A: the code before a change, B: this checkout
     python -m bench.paired --b-env EVENTDOCK_WRITER_MAX_WAIT_MS=0 --phases generic --pairs 10
 
 Prints, per phase, every round's rate and the median, least and greatest
@@ -103,6 +104,7 @@ def _env_pairs(items: list[str]) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.paired", description=__doc__.splitlines()[0])
+    p.add_argument("--a-src", help="put this directory first on server A's PYTHONPATH (default: none, this checkout)")
     p.add_argument("--b-src", help="put this directory first on server B's PYTHONPATH (another checkout's src/)")
     p.add_argument("--a-env", action="append", default=[], metavar="KEY=VALUE", help="environment of server A (repeatable)")
     p.add_argument("--b-env", action="append", default=[], metavar="KEY=VALUE", help="environment of server B (repeatable)")
@@ -116,19 +118,19 @@ def main(argv: list[str] | None = None) -> None:
     phases = [x for x in args.phases.split(",") if x]
     if not phases or any(x not in PHASES for x in phases):
         raise SystemExit(f"--phases: comma-separated, of {', '.join(PHASES)}")
-    if not args.b_src and not args.b_env:
-        raise SystemExit("give --b-src and/or --b-env: what makes B differ from A")
+    if not (args.a_src or args.b_src or args.a_env or args.b_env):
+        raise SystemExit("give --b-src and/or --b-env (or their --a- counterparts): what makes B differ from A")
     print("$ python -m bench.paired " + shlex.join(sys.argv[1:] if argv is None else argv), flush=True)
     bodies = workload.bodies()
     with tempfile.TemporaryDirectory(prefix="eventdock-paired-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         sides = []
-        for name, env in (("A", _env_pairs(args.a_env)), ("B", _env_pairs(args.b_env))):
+        for name, env, src in (("A", _env_pairs(args.a_env), args.a_src), ("B", _env_pairs(args.b_env), args.b_src)):
             url = stack.enter_context(databases.fresh_database(args.database, work, args.pg_url))
             admin = databases.admin_token(url)
             server = eventdock_server(url, args.workers, work, env)
-            if name == "B" and args.b_src:
-                server.env["PYTHONPATH"] = os.pathsep.join((str(Path(args.b_src).resolve()), server.env["PYTHONPATH"]))
+            if src:
+                server.env["PYTHONPATH"] = os.pathsep.join((str(Path(src).resolve()), server.env["PYTHONPATH"]))
             stack.enter_context(server)
             project = databases.create_project(server.url, admin)
             schema_project = databases.create_project(server.url, admin, "bench-schema")

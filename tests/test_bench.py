@@ -168,29 +168,33 @@ def test_a_short_run_prints_the_command_and_every_figure(backend: str) -> None:
 
 
 @needs_wrk
-def test_paired_runs_both_servers_and_b_gets_its_path_and_environment(tmp_path: Path) -> None:
-    # B's --b-src directory comes first on its PYTHONPATH, so a sitecustomize
-    # there runs in B's processes (only): it leaves a mark where --b-env says.
-    b_src = tmp_path / "b"
-    b_src.mkdir()
-    (b_src / "sitecustomize.py").write_text(
-        "import os, pathlib\nif os.environ.get('PAIRED_MARK'):\n    pathlib.Path(os.environ['PAIRED_MARK']).touch()\n"
-    )
-    mark = tmp_path / "b-ran"
-    argv = [
-        sys.executable, "-m", "bench.paired", "--b-src", str(b_src), "--b-env", f"PAIRED_MARK={mark}",
-        "--phases", "generic", "--pairs", "2", "--duration", "0.5",
-    ]  # fmt: skip
+def test_paired_runs_both_servers_each_with_its_own_path_and_environment(tmp_path: Path) -> None:
+    # A side's --x-src directory comes first on its PYTHONPATH, so a
+    # sitecustomize there runs in that side's processes: it leaves a mark
+    # named by its side's --x-env and by the directory it was found in.
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    argv = [sys.executable, "-m", "bench.paired", "--phases", "generic", "--pairs", "2", "--duration", "0.5"]
+    for side in ("a", "b"):
+        src = tmp_path / f"src-{side}"
+        src.mkdir()
+        (src / "sitecustomize.py").write_text(
+            "import os, pathlib\n"
+            "if os.environ.get('PAIRED_MARK'):\n"
+            "    pathlib.Path(os.environ['PAIRED_MARK'] + '-' + pathlib.Path(__file__).parent.name).touch()\n"
+        )
+        argv += [f"--{side}-src", str(src), f"--{side}-env", f"PAIRED_MARK={marks / side}"]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.startswith("$ python -m bench.paired --b-src")
+    assert done.stdout.startswith("$ python -m bench.paired --phases generic")
     lines = done.stdout.splitlines()
     rates = {line.split(":")[0].strip(): line for line in lines if line.startswith(("  A:", "  B:"))}
     assert set(rates) == {"A", "B"}
     for line in rates.values():
         assert len(line.split(":", 1)[1].split("(")[0].split()) == 2  # two rounds each
+        assert "writer:" in line and "events in" in line
     assert any(line.startswith("  B ÷ A: median ") for line in lines)
-    assert mark.exists()
+    assert sorted(p.name for p in marks.iterdir()) == ["a-src-a", "b-src-b"]
 
 
 def test_paired_refuses_to_compare_a_server_with_itself() -> None:
