@@ -5,10 +5,10 @@ so two full bench runs one after the other cannot show a 10 % change.
 This runs both versions at once instead: server A from this checkout
 (or ``--a-src``), server B with ``--b-src`` (another checkout's ``src/``,
 or a directory with a ``sitecustomize.py`` that patches something) put
-first on its ``PYTHONPATH``, and/or its own environment (``--b-env``). Each has a fresh
-database of its own. The idle one costs nothing while the other is
-driven; the rounds alternate A B, B A, … so a drift weighs on both alike,
-and each pair's ratio B ÷ A is taken within a few seconds.
+first on its ``PYTHONPATH``, and/or its own environment (``--b-env``).
+Each has a fresh database of its own. The idle one costs nothing while
+the other is driven; the rounds alternate A B, B A, … so a drift weighs
+on both alike, and each pair's ratio B ÷ A is taken within a few seconds.
 
     python -m bench.paired --b-src ../other/src
     python -m bench.paired --a-src ../before/src        # A: the code before a change, B: this checkout
