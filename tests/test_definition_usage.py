@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import Project
+from tests.support.custom_app import custom_app
 from tests.test_import_export import cli
 
 INGEST = "/platform/ingest/v1/events"
@@ -46,8 +47,8 @@ async def test_volume_and_last_seen_follow_the_stored_events(client: httpx.Async
 
 
 async def test_an_import_counts_its_events_when_it_ends(client: httpx.AsyncClient, project: Project, database_url: str, tmp_path: Path) -> None:
-    """``eventdock import`` stops its writer, then writes the usage it gathered
-    on a writer connection of its own: the counters hold every imported event."""
+    """``eventdock import`` stops its writer, which writes the usage it
+    gathered: the counters hold every imported event."""
     path = tmp_path / "usage.ndjson"
     path.write_text("".join(json.dumps({"event.id": f"iu{i}", "event.name": "imported-usage", "timestamp": 1_700_000_000_000 + i}) + "\n" for i in range(7)))
     done = await cli("import", str(path), "--project", project.id, "--batch-size", "3", "--json", database_url=database_url)
@@ -55,3 +56,19 @@ async def test_an_import_counts_its_events_when_it_ends(client: httpx.AsyncClien
     found = await definition(client, project, "imported-usage")
     assert found["volume"] == 7
     assert found["last_seen_at"].startswith("2023-11-14T22:13:20.006")
+
+
+async def test_stopping_the_writer_writes_the_last_counters(tmp_path: Path, backend: str) -> None:
+    """The writer writes the counters it still holds on its own connection as
+    it stops, not leaving them for a flush on a new connection afterwards."""
+    async with custom_app(backend, tmp_path) as c:
+        writer = c.app.state.services.writer
+        posted = 0
+        while not writer.usage:  # committed and not yet flushed (the once-a-second flush may just have run)
+            assert posted < 3
+            answer = await c.client.post(INGEST, json={"event.id": f"last{posted}", "event.name": "stop-usage"}, headers=c.project.headers)
+            assert answer.status_code == 202, answer.text
+            posted += 1
+        await writer.stop()
+        assert writer.usage == {}
+        assert (await definition(c.client, c.project, "stop-usage"))["volume"] == posted

@@ -173,9 +173,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for job in jobs:
                 job.cancel()
             await asyncio.gather(*jobs, return_exceptions=True)
-            await svc.writer.stop()
+            await svc.writer.stop()  # commits what is queued and writes the usage counters
             with contextlib.suppress(Exception):
-                await svc.writer.flush_usage()
+                await svc.writer.flush_usage()  # only if stop() could not write them
             await svc.db.dispose()
 
     app = EventdockApp(

@@ -237,8 +237,8 @@ def import_events(
                         svc, target.id, path, batch_size=batch_size, progress=lambda done: bar.update(task, completed=done)
                     )
             finally:
-                await svc.writer.stop()
-                await svc.writer.flush_usage()
+                await svc.writer.stop()  # commits what is queued and writes the usage counters
+                await svc.writer.flush_usage()  # only if stop() could not write them
             return target, report
         finally:
             await svc.db.dispose()

@@ -124,7 +124,7 @@ class GroupCommitWriter:
             ]
 
     async def stop(self) -> None:
-        """Commit what is queued, then stop."""
+        """Commit what is queued and write the usage counters, then stop."""
         self._closing = True
         self._wake.set()
         tasks, self._tasks = self._tasks, []
@@ -162,6 +162,7 @@ class GroupCommitWriter:
                     await self._write_usage(conn)
                 if not self._queue:
                     if self._closing:
+                        await self._write_last_usage(conn)
                         return
                     self._wake.clear()
                     await self._wake.wait()
@@ -293,12 +294,24 @@ class GroupCommitWriter:
             self._wake.set()
             await done
             return
-        # No writer task (stopped, or never started): a connection of the same kind.
+        # No writer task: stopped, and its last write of the counters failed
+        # (stop() writes them), or never started. A connection of the same kind.
         conn = connect_writer(self.db)
         try:
             await self._write_usage(conn)
         finally:
             await conn.close()
+
+    async def _write_last_usage(self, conn: WriterConnection) -> None:
+        """At stop, on this connection before it closes (not on a new one
+        afterwards). If it fails the counters stay in ``usage``, for a later
+        ``flush_usage`` to try again."""
+        if not self.usage:  # the usual case, and every connection but the first to get here
+            return
+        try:
+            await self._write_usage(conn)
+        except Exception:  # noqa: BLE001 - stopping goes on; the counters are kept
+            log.exception("writing the usage counters at stop failed")
 
     async def _write_usage(self, conn: WriterConnection) -> None:
         usage, self.usage = self.usage, {}
