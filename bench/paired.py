@@ -40,6 +40,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench import databases, workload, wrk
+from bench.runner import Options
 from bench.servers import ServerProcess, eventdock_server
 
 PHASES = ("cdp", "generic", "batch")
@@ -53,13 +54,14 @@ class Side:
     schema_project: databases.BenchProject
 
     def target(self, phase: str, bodies: workload.Bodies) -> tuple[str, bytes, int, int, str]:
-        """(path, body, connections, events per request, token) of a phase, as ``python -m bench`` sends it."""
+        """(path, body, connections, events per request, token) of a phase, as ``python -m bench`` sends it by default."""
+        single = Options.connections
         if phase == "cdp":
-            return workload.cdp_path(self.project.id), bodies.cdp_single, 64, 1, self.project.token
+            return workload.cdp_path(self.project.id), bodies.cdp_single, single, 1, self.project.token
         if phase == "generic":
-            return workload.GENERIC_PATH, bodies.generic_single, 64, 1, self.project.token
+            return workload.GENERIC_PATH, bodies.generic_single, single, 1, self.project.token
         # 500-event batches with the schema on, as SPEC §9's batch target reads.
-        return workload.GENERIC_PATH, bodies.batch, 16, bodies.batch_size, self.schema_project.token
+        return workload.GENERIC_PATH, bodies.batch, Options.batch_connections, bodies.batch_size, self.schema_project.token
 
 
 @dataclass(frozen=True)
