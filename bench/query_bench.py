@@ -30,7 +30,7 @@ import msgspec
 from eventdock.app import create_app
 from eventdock.config import Settings
 from eventdock.core.events import Event, format_ms, now_ms
-from eventdock.store import events as event_rows
+from eventdock.store.writer import BatchTransaction
 from eventdock.store.database import Database
 from eventdock.store.tenancy import Tenancy
 from eventdock.store.writer_connection import connect_writer
@@ -61,7 +61,7 @@ async def load(db: Database, project_id: str, count: int, end_ms: int) -> float:
                     properties_json=encode(props),
                 )
             )
-        await writer.run(lambda conn, batch=batch: event_rows.insert_events(conn, batch))
+        await writer.run(BatchTransaction(batch, [], set()))
     await writer.close()
     return time.perf_counter() - started
 

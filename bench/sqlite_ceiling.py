@@ -13,10 +13,12 @@ them (``store_rate.build_batch``), WAL with ``synchronous=FULL``, one
 - a table with the same columns and no key or index at all (the floor).
 
 Then, on the table as migrated, how the insert fares beside a busy Python
-thread, as the writer's thread does beside a busy event loop: sqlite3's
-``executemany`` lets go of the GIL around every row and waits for it back,
-while the writer's one JSON statement (``store.events._sqlite_insert``)
-does so a few times per transaction.
+thread, as the writer did while it ran on a thread beside the busy event
+loop: sqlite3's ``executemany`` lets go of the GIL around every row and
+waits for it back, while one JSON statement does so a few times per
+transaction. That is why the writer now runs in a process of its own
+(``store/writer_process.py``), where ``executemany`` (the faster alone) is
+what it uses.
 
     python -m bench.sqlite_ceiling [--rows 5000] [--transactions 20] [--gil-rows 500] [--gil-transactions 5]
 """
@@ -37,9 +39,19 @@ from bench import workload
 from bench.store_rate import build_batch
 from eventdock.core.events import new_event_id
 from eventdock.store.database import Database
-from eventdock.store.events import _SQLITE_INSERT_JSON, EVENT_COLUMNS, _json_encode, event_row
+import msgspec
+
+from eventdock.store.events import EVENT_COLUMNS, event_row
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
+_json_encode = msgspec.json.Encoder().encode
+# The form the writer used while it ran on a thread of the worker: the whole
+# batch as one JSON document, unpacked by SQLite in one statement.
+_SQLITE_INSERT_JSON = (
+    f"INSERT INTO events ({_COLUMNS}) "
+    "SELECT " + ", ".join(f"json_extract(value, '$[{n}]')" for n in range(len(EVENT_COLUMNS))) + " "
+    "FROM json_each(?) WHERE true ON CONFLICT (project_id, id) DO NOTHING"
+)
 
 
 def _key_only(conn: sqlite3.Connection) -> None:

@@ -1,13 +1,14 @@
 """The store's own batched write rate: the ceiling the writer is compared with.
 
 Events shaped exactly as generic ingest stores them (normalised by the same
-``normalise``, encoded properties, generated UUIDv7 ids) are inserted with
-``eventdock.store.events.insert_events`` in 500-event batches, one
-transaction each on the group-commit writer's own connection
+``normalise``, encoded properties, generated UUIDv7 ids) are inserted by
+the writer's own ``BatchTransaction`` without steps in 500-event batches,
+one transaction each on the group-commit writer's own connection
 (``store/writer_connection.py``: BEGIN IMMEDIATE + COMMIT with
-synchronous=FULL on SQLite's writer thread; a synchronous commit on
-PostgreSQL), one after the other — what the group-commit writer does, minus
-HTTP, parsing, queueing and definitions. The events are built before the
+synchronous=FULL in SQLite's writer process, the batch sent to it as the
+writer sends it; a synchronous commit on PostgreSQL), one after the other —
+what the group-commit writer does, minus HTTP, parsing, queueing and
+definitions. The events are built before the
 clock starts, so only the store is timed.
 """
 
@@ -24,7 +25,7 @@ from sqlalchemy import insert
 from eventdock.config import Limits
 from eventdock.core.events import Draft, Event, new_event_id, normalise, now_ms
 from eventdock.store.database import Database
-from eventdock.store.events import insert_events
+from eventdock.store.writer import BatchTransaction
 from eventdock.store.tables import projects
 from eventdock.store.writer_connection import connect_writer
 
@@ -72,7 +73,7 @@ async def measure(database_url: str, properties: dict[str, Any], *, batch_size: 
                 for e in batch:
                     e.id = new_event_id()
             started = time.perf_counter()
-            await writer.run(lambda conn: insert_events(conn, batch))
+            await writer.run(BatchTransaction(batch, [], set()))  # the writer's own transaction, no steps
             return time.perf_counter() - started
 
         i = 0

@@ -5,11 +5,13 @@ transactions."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -126,6 +128,13 @@ async def test_concurrent_single_event_requests_share_transactions(client: httpx
     assert len(items) == 64
 
 
+def _insert_then_fail(batch: list[Any], conn: sa.Connection) -> None:
+    from eventdock.store.events import insert_events
+
+    insert_events(conn, batch)
+    raise RuntimeError("a later step of the batch failed")
+
+
 async def test_a_rolled_back_batch_leaves_no_rows_also_when_copied(backend: str, tmp_path: Path) -> None:
     """All or none (SPEC §3.2) for the insert itself. PostgreSQL's COPY goes to
     asyncpg beside SQLAlchemy; it must run inside the writer's transaction,
@@ -133,7 +142,7 @@ async def test_a_rolled_back_batch_leaves_no_rows_also_when_copied(backend: str,
     from eventdock.config import Limits
     from eventdock.core.events import Draft, normalise, now_ms
     from eventdock.store.database import Database
-    from eventdock.store.events import COPY_MIN_ROWS, insert_events
+    from eventdock.store.events import COPY_MIN_ROWS
     from eventdock.store.writer_connection import connect_writer
 
     url = fresh_database_url(backend, tmp_path, "rollback")
@@ -145,14 +154,11 @@ async def test_a_rolled_back_batch_leaves_no_rows_also_when_copied(backend: str,
             for i in range(COPY_MIN_ROWS * 2)
         ]
 
-        def insert_then_fail(conn: sa.Connection) -> None:
-            insert_events(conn, batch)
-            raise RuntimeError("a later step of the batch failed")
-
         writer = connect_writer(db)
         try:
-            with pytest.raises(RuntimeError):
-                await writer.run(insert_then_fail)
+            with pytest.raises(RuntimeError, match="a later step"):
+                # Module-level: SQLite's writer process is sent it pickled.
+                await writer.run(functools.partial(_insert_then_fail, batch))
         finally:
             await writer.close()
         async with db.read() as read:

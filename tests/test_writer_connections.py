@@ -4,6 +4,8 @@ of one process commit at once; SQLite admits one writer and keeps one."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from pathlib import Path
 
 import httpx
@@ -100,3 +102,64 @@ async def test_while_a_transaction_commits_the_next_batch_waits_to_gather(tmp_pa
             await _until(lambda: writer.in_flight_events == 3)
             assert writer.queued_events == 0
         assert [t.status_code for t in await asyncio.gather(*waiting)] == [202] * 3
+
+
+def _writer_processes() -> list[int]:
+    """This test process's SQLite writer processes, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid() and b"eventdock.store.writer_process" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+async def test_a_writer_process_that_died_is_replaced(tmp_path: Path) -> None:
+    """SQLite's transactions run in a process of the worker's own. Killed between
+    two transactions, it is replaced before the next one is sent: no request
+    notices, and what was acknowledged before and after is stored."""
+    async with custom_app("sqlite", tmp_path) as c:
+        before = _writer_processes()
+        r = await c.client.post(INGEST, json={"event.id": "before", "event.type": "a"}, headers=c.project.headers)
+        assert r.status_code == 202, r.text
+        started = [pid for pid in _writer_processes() if pid not in before]
+        assert len(started) == 1
+        os.kill(started[0], signal.SIGKILL)
+        await _until(lambda: not Path(f"/proc/{started[0]}/cmdline").exists() or Path(f"/proc/{started[0]}/cmdline").read_bytes() == b"")
+        r = await c.client.post(INGEST, json={"event.id": "after", "event.type": "a"}, headers=c.project.headers)
+        assert r.status_code == 202, r.text
+        replaced = [pid for pid in _writer_processes() if pid not in before]
+        assert len(replaced) == 1 and replaced != started
+        for event_id in ("before", "after"):
+            r = await c.client.get(f"/v1/projects/{c.project.id}/events/{event_id}", headers=c.project.headers)
+            assert r.status_code == 200, r.text
+    assert not [pid for pid in _writer_processes() if pid not in before]  # stopped with the app
+
+
+async def test_a_writer_process_dying_mid_transaction_answers_503_and_the_next_write_works(tmp_path: Path) -> None:
+    """Killed while a transaction is in it (the cross-process writer lock
+    held elsewhere keeps the request waiting there), the request is answered
+    503 with Retry-After, not 500, and the next request is stored."""
+    async with custom_app("sqlite", tmp_path) as c:
+        before = _writer_processes()
+        r = await c.client.post(INGEST, json={"event.type": "warm"}, headers=c.project.headers)
+        assert r.status_code == 202, r.text
+        (pid,) = [p for p in _writer_processes() if p not in before]
+        writer = c.app.state.services.writer
+        with WriteLock(c.database_url):  # SQLite's own lock: the process waits in BEGIN IMMEDIATE
+            pending = asyncio.create_task(c.client.post(INGEST, json={"event.type": "lost"}, headers=c.project.headers))
+            await _until(lambda: writer.in_flight_events == 1)
+            await asyncio.sleep(0.2)
+            os.kill(pid, signal.SIGKILL)
+            r = await pending
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"]
+        r = await c.client.post(INGEST, json={"event.type": "next"}, headers=c.project.headers)
+        assert r.status_code == 202, r.text

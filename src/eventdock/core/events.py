@@ -17,6 +17,7 @@ import uuid_utils
 
 from eventdock.config import Limits
 from eventdock.core.errors import EventTooLarge, FieldError
+from eventdock.core.identity import Identity, identity_of
 
 SOURCES = ("cdp", "ingest", "import", "live_event")
 
@@ -91,6 +92,9 @@ class Event(msgspec.Struct):
     properties: dict[str, Any]
     properties_json: bytes
     profile_id: str | None = None
+    # The identifiers and traits in the properties (SPEC §3.5), None for the
+    # usual event that carries none; the writer resolves the profile from it.
+    identity: Identity | None = None
     # True when the client chose the id, so it may already be stored.
     client_id: bool = False
     # Set by the writer: False when the id was already stored (a retry).
@@ -223,6 +227,7 @@ def normalise(
         source=source,
         properties=props,
         properties_json=encoded,
+        identity=identity_of(props),
         client_id=draft.id is not None and not draft.generated_id,
     )
 

@@ -73,20 +73,31 @@ class ProjectSchemas:
 # -- what governance hands the writer ---------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class ViolationRecord:
-    """A quarantined (``rejected``) or ``flagged`` event, stored by the writer."""
+    """A quarantined (``rejected``) or ``flagged`` event, stored by the writer.
 
-    event: Event
+    Plain data, no reference to the ``Event``: the writer's transaction may
+    run in a process of its own (SQLite), which is sent the events without
+    their properties; a rejected event's payload travels here instead.
+    """
+
+    project_id: str
+    event_id: str
+    event_name: str
+    source: str
+    received_at_ms: int
     action: str  # "rejected" | "flagged"
     errors: list[dict[str, Any]]
+    # The event as it arrived; kept only when it was not stored (rejected).
+    payload: dict[str, Any] | None
 
-    def payload(self) -> dict[str, Any] | None:
-        """The event as it arrived; kept only when it was not stored."""
-        if self.action != "rejected":
-            return None
-        e = self.event
-        return {**public(e), "timestamp_ms": e.timestamp_ms, "received_at_ms": e.received_at_ms, "client_id": e.client_id}
+    @classmethod
+    def of(cls, e: Event, action: str, errors: list[dict[str, Any]]) -> ViolationRecord:
+        payload = None
+        if action == "rejected":
+            payload = {**public(e), "timestamp_ms": e.timestamp_ms, "received_at_ms": e.received_at_ms, "client_id": e.client_id}
+        return cls(e.project_id, e.id, e.name, e.source, e.received_at_ms, action, errors, payload)
 
 
 class Verdict(msgspec.Struct):
@@ -384,11 +395,11 @@ class Governance:
             if not errors:
                 accepted.append(event)
             elif mode == "reject":
-                records.append(ViolationRecord(event, "rejected", errors))
+                records.append(ViolationRecord.of(event, "rejected", errors))
                 rejected[index] = field_errors(errors)
             else:
                 accepted.append(event)
-                records.append(ViolationRecord(event, "flagged", errors))
+                records.append(ViolationRecord.of(event, "flagged", errors))
         return Verdict(accepted=accepted, records=records, rejected=rejected)
 
     async def _load(self, project_id: str) -> CompiledProject:

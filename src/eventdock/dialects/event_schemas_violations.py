@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from eventdock.core.errors import FieldError, InvalidInput, NotFound, SchemaViolation
 from eventdock.core.events import Event, format_ms
+from eventdock.core.identity import identity_of
 from eventdock.dialects import event_schemas_forms as forms
 from eventdock.dialects.drf import json_response, page, page_params
 from eventdock.dialects.event_schemas import READ, WRITE, route
@@ -78,6 +79,7 @@ def _event(project_id: str, payload: dict[str, Any]) -> Event:
         source=payload["source"],
         properties=properties,
         properties_json=_encode(properties),
+        identity=identity_of(properties),
         client_id=True,  # it may have been stored since (a client retry that passed)
     )
 

@@ -5,8 +5,8 @@ are plain functions of a SQLAlchemy ``Connection``: the writer runs its whole
 transaction in one call (``store/writer_connection.py``).
 
 The insert is the one place where the two back ends differ on purpose:
-SQLite takes the whole batch as one JSON document in one ``INSERT … SELECT
-FROM json_each(?)`` (``_sqlite_insert`` says why not ``executemany``).
+SQLite takes the batch by ``executemany`` in the writer's own process
+(``_sqlite_insert`` says why there).
 PostgreSQL takes events whose id the server generated with a binary
 ``COPY`` (the bench's store rate in 500-event transactions went from 27.7k
 to 40.4k rows/s on the development VM), and the rest — client-chosen ids,
@@ -34,13 +34,9 @@ from eventdock.store.tables import event_definitions, events
 
 # The columns every insert writes, in the order of ``event_row``.
 EVENT_COLUMNS = ("project_id", "id", "name", "timestamp", "received_at", "source", "profile_id", "properties")
-# The whole batch as one JSON array of rows, one statement: SQLite unpacks it
-# in C. (``WHERE true`` keeps SQLite's parser from reading ON CONFLICT as a
-# join constraint.)
-_SQLITE_INSERT_JSON = (
-    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-    "SELECT " + ", ".join(f"json_extract(value, '$[{n}]')" for n in range(len(EVENT_COLUMNS))) + " "
-    "FROM json_each(?) WHERE true ON CONFLICT (project_id, id) DO NOTHING"
+_SQLITE_INSERT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' for _ in EVENT_COLUMNS)}) "
+    "ON CONFLICT (project_id, id) DO NOTHING"
 )
 _json_encode = msgspec.json.Encoder().encode
 _PG_INSERT = (
@@ -127,19 +123,17 @@ def insert_events(conn: Connection, batch: Sequence[Event]) -> list[Event]:
 
 
 def _sqlite_insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """All rows in one statement, as a JSON document SQLite unpacks itself.
+    """All rows by one ``executemany`` in SQLite's writer process.
 
-    Not ``executemany``: sqlite3 lets go of the GIL around every row it
-    steps, and on the writer's thread each row then waits for the busy event
-    loop to hand the GIL back (up to the 5 ms switch interval). With one busy
-    Python thread beside it, 500-row transactions stored 150-258 rows/s by
-    ``executemany`` and ~20,000 as one JSON statement; alone, 147-157 k and
-    111-129 k (``python -m bench.sqlite_ceiling``, its last four lines).
-    SQLite's JSON functions would end a string at an escaped NUL; none gets
-    here (``core.events.normalise`` refuses U+0000 anywhere in an event,
-    tests/test_nul.py).
+    sqlite3 lets go of the GIL around every row it steps. On a thread beside
+    the busy event loop each row then waited for the GIL (up to the 5 ms
+    switch interval): 500-row transactions stored 150-258 rows/s that way,
+    and the batch went as one JSON document in one statement instead. In
+    the writer's own process nothing competes for its GIL, and
+    ``executemany`` is the faster of the two (``python -m
+    bench.sqlite_ceiling``: 212 k against 163 k rows/s alone).
     """
-    conn.exec_driver_sql(_SQLITE_INSERT_JSON, (_json_encode(rows).decode(),))
+    conn.exec_driver_sql(_SQLITE_INSERT, rows)
 
 
 def event_row(e: Event) -> tuple[Any, ...]:

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventdock.core.events import Event, format_ms, new_event_id, now_ms
-from eventdock.core.identity import KINDS, TRAITS, WIRE_NAMES, Identity, identity_of
+from eventdock.core.identity import KINDS, TRAITS, WIRE_NAMES, Identity
 from eventdock.store.database import Database
 from eventdock.store.profile_tables import profile_identifiers, profiles
 
@@ -131,11 +131,11 @@ def lock_key(project_id: str, kind: str, value: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def resolve_profiles(conn: Connection, events: list[Event], batch: Sequence[Any]) -> None:
+def resolve_profiles(conn: Connection, events: list[Event], records: Sequence[Any]) -> None:
     """Set ``profile_id`` on every event of the batch that carries identifiers."""
     by_project: dict[str, list[tuple[Event, Identity]]] = {}
     for event in events:
-        identity = identity_of(event.properties)
+        identity = event.identity  # found by normalise, on the event loop
         if identity is not None:
             by_project.setdefault(event.project_id, []).append((event, identity))
     if not by_project:

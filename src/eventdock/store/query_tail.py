@@ -100,7 +100,7 @@ class LiveTail:
             writer.listeners.append(self._on_local_commit)
             writer.after_insert.append(self.publish_step)
 
-    def publish_step(self, conn: Any, stored: list[Event], batch: Sequence[Any]) -> None:
+    def publish_step(self, conn: Any, stored: list[Event], records: Sequence[Any]) -> None:
         if not stored:
             return
         # A fresh snapshot (READ COMMITTED): a listener that registered

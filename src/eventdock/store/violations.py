@@ -41,44 +41,42 @@ class AlreadyReplayed(Conflict):
     default_message = "This violation was already replayed."
 
 
-def record_violations(conn: Connection, events: list[Event], batch: Sequence[Any]) -> None:
-    """Writer step: store each submission's violation records and replay claims."""
-    if not any(submission.records for submission in batch):
+def record_violations(conn: Connection, events: list[Event], records: Sequence[Any]) -> None:
+    """Writer step: store the batch's violation records and replay claims."""
+    if not records:
         return  # the usual batch: nothing to record, no per-event work
-    stored = {id(e) for e in events}
+    stored = {(e.project_id, e.id) for e in events}
     rows: list[dict[str, Any]] = []
-    for submission in batch:
-        for record in submission.records:
-            if isinstance(record, ViolationRecord):
-                if record.action == "flagged" and id(record.event) not in stored:
-                    continue
-                e = record.event
-                rows.append(
-                    {
-                        "id": str(uuid.uuid4()),
-                        "project_id": e.project_id,
-                        "event_name": e.name,
-                        "event_id": e.id,
-                        "action": record.action,
-                        "errors": record.errors,
-                        "source": e.source,
-                        "received_at": e.received_at_ms,
-                        "event": record.payload(),
-                        "replayed_at": None,
-                    }
+    for record in records:
+        if isinstance(record, ViolationRecord):
+            if record.action == "flagged" and (record.project_id, record.event_id) not in stored:
+                continue
+            rows.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "project_id": record.project_id,
+                    "event_name": record.event_name,
+                    "event_id": record.event_id,
+                    "action": record.action,
+                    "errors": record.errors,
+                    "source": record.source,
+                    "received_at": record.received_at_ms,
+                    "event": record.payload,
+                    "replayed_at": None,
+                }
+            )
+        elif isinstance(record, ReplayClaim):
+            claimed = conn.execute(
+                update(violations)
+                .where(
+                    violations.c.id == record.violation_id,
+                    violations.c.project_id == record.project_id,
+                    violations.c.replayed_at.is_(None),
                 )
-            elif isinstance(record, ReplayClaim):
-                claimed = conn.execute(
-                    update(violations)
-                    .where(
-                        violations.c.id == record.violation_id,
-                        violations.c.project_id == record.project_id,
-                        violations.c.replayed_at.is_(None),
-                    )
-                    .values(replayed_at=now_ms())
-                )
-                if claimed.rowcount != 1:
-                    raise AlreadyReplayed()
+                .values(replayed_at=now_ms())
+            )
+            if claimed.rowcount != 1:
+                raise AlreadyReplayed()
     if rows:
         stmt = upsert(conn, violations).on_conflict_do_nothing(index_elements=["project_id", "event_id", "action"])
         conn.execute(stmt, rows)

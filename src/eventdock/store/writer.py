@@ -53,10 +53,12 @@ log = logging.getLogger("eventdock.writer")
 
 # A step that runs inside the batch transaction before/after the rows are
 # written: identity resolution (fills Event.profile_id), quarantine records.
-# Steps see the events that are new (duplicates already dropped). They are
-# plain functions: the whole transaction runs in one call (on SQLite, on the
-# writer's thread).
-TransactionStep = Callable[[Connection, list[Event], Sequence["Submission"]], None]
+# Steps see the events that are new (duplicates already dropped) and every
+# record the batch's requests carry. They are plain functions: the whole
+# transaction runs in one call. On SQLite that call is made in the writer's
+# own process, so there a step must be a module-level function (it travels
+# by name) and must not read ``Event.properties`` (see ``BatchTransaction``).
+TransactionStep = Callable[[Connection, list[Event], list[Any]], None]
 CommitListener = Callable[[Sequence[Event]], None]
 
 
@@ -237,30 +239,12 @@ class GroupCommitWriter:
     async def _transaction(self, conn: WriterConnection, batch: list[Submission]) -> list[Event]:
         """One transaction for the batch; returns the events newly stored."""
         events = event_rows.unique_events([e for s in batch for e in s.events])
-        # The set is replaced, never changed in place, so the transaction may
-        # read it on the writer's thread while the loop carries on.
-        known = self._known_definitions
-        stored, new_names = await conn.run(functools.partial(self._write, events, batch, known))
-        if new_names:
-            self._known_definitions = self._known_definitions.union(new_names)
-        return stored
-
-    def _write(
-        self, events: list[Event], batch: list[Submission], known: set[tuple[str, str]], conn: Connection
-    ) -> tuple[list[Event], list[tuple[str, str]]]:
-        """The batch's transaction (runs inside ``WriterConnection.run``)."""
-        stored: list[Event] = []
-        if events:
-            events = event_rows.without_stored(conn, events)
-        for step in self.before_insert:
-            step(conn, events, batch)
-        if events:
-            stored = event_rows.insert_events(conn, events)
-        new_names = sorted({(e.project_id, e.name) for e in stored} - known)
-        event_rows.define_events(conn, new_names)
-        for step in self.after_insert:
-            step(conn, stored, batch)
-        return stored, new_names
+        records = [r for s in batch for r in s.records]
+        unknown = {(e.project_id, e.name) for e in events} - self._known_definitions
+        written = await conn.run(BatchTransaction(events, records, unknown, self.before_insert, self.after_insert))
+        if written.new_names:
+            self._known_definitions = self._known_definitions.union(written.new_names)
+        return written.apply(events)
 
     def _after_commit(self, stored: list[Event]) -> None:
         usage = self.usage
@@ -344,3 +328,98 @@ def _settle(submission: Submission, exc: BaseException | None) -> None:
         fut.set_result(None)
     else:
         fut.set_exception(exc)
+
+
+class Written(msgspec.Struct, array_like=True):
+    """What a batch's transaction did, by the events' positions in the batch
+    (the transaction may have run on copies of them, in the writer's process)."""
+
+    stored: list[int] | None  # positions of the events newly stored; None: all of them
+    profile_ids: list[tuple[int, str]]  # (position, profile id) of each resolved event
+    new_names: list[tuple[str, str]]  # definitions created: (project, name)
+
+    def apply(self, events: list[Event]) -> list[Event]:
+        """Set the resolved profile ids on ``events``; return those newly stored."""
+        for position, profile_id in self.profile_ids:
+            events[position].profile_id = profile_id
+        return events if self.stored is None else [events[i] for i in self.stored]
+
+
+class BatchTransaction:
+    """One batch's transaction: a callable of the writer's connection.
+
+    In-process (PostgreSQL) it runs on the batch's own events. SQLite runs it
+    in the writer's process (``store/writer_process.py``), so it pickles
+    compactly: each event as a tuple of its columns, its properties as the
+    JSON already encoded for the row and its identity as ``normalise`` found
+    it. The properties as a dict stay behind: rebuilding 4,000 of them cost
+    the writer's serial path ~13 ms a batch (bench/PROFILE.md). The steps
+    travel by name.
+    """
+
+    __slots__ = ("events", "records", "unknown", "before", "after")
+
+    def __init__(
+        self,
+        events: list[Event],
+        records: list[Any],
+        unknown: set[tuple[str, str]],
+        before: Sequence[TransactionStep] = (),
+        after: Sequence[TransactionStep] = (),
+    ) -> None:
+        self.events = events
+        self.records = records
+        # (project, name) of the batch's events not known to have a definition.
+        self.unknown = unknown
+        self.before = list(before)
+        self.after = list(after)
+
+    def __call__(self, conn: Connection) -> Written:
+        events = self.events
+        new = event_rows.without_stored(conn, events) if events else events
+        for step in self.before:
+            step(conn, new, self.records)
+        stored = event_rows.insert_events(conn, new) if new else []
+        new_names = sorted({(e.project_id, e.name) for e in stored} & self.unknown)
+        event_rows.define_events(conn, new_names)
+        for step in self.after:
+            step(conn, stored, self.records)
+        positions = None
+        if len(stored) != len(events):
+            where = {id(e): i for i, e in enumerate(events)}
+            positions = [where[id(e)] for e in stored]
+        profile_ids = [(i, e.profile_id) for i, e in enumerate(events) if e.profile_id is not None]
+        return Written(positions, profile_ids, new_names)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        rows = [
+            (e.id, e.project_id, e.name, e.timestamp_ms, e.received_at_ms, e.source, e.properties_json, e.identity, e.client_id)
+            for e in self.events
+        ]
+        return (_rebuild_batch, (rows, self.records, self.unknown, self.before, self.after))
+
+
+class _PropertiesNotSent(dict):  # type: ignore[type-arg]
+    """An event's properties in the writer's process, which is not sent them."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the writer's process is not sent an event's properties; read Event.properties_json")
+
+    __getitem__ = get = keys = items = values = __iter__ = __len__ = __contains__ = _refuse
+
+
+_NOT_SENT = _PropertiesNotSent()
+
+
+def _rebuild_batch(
+    rows: list[tuple[Any, ...]],
+    records: list[Any],
+    unknown: set[tuple[str, str]],
+    before: list[TransactionStep],
+    after: list[TransactionStep],
+) -> BatchTransaction:
+    events = [
+        Event(event_id, project_id, name, ts, received, source, _NOT_SENT, properties_json, identity=identity, client_id=client_id)
+        for event_id, project_id, name, ts, received, source, properties_json, identity, client_id in rows
+    ]
+    return BatchTransaction(events, records, unknown, before, after)
