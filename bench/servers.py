@@ -133,9 +133,13 @@ def bare_server(workers: int, log_dir: Path) -> ServerProcess:
     return ServerProcess("bare", argv, _base_env(), port, log_dir / f"bare-{port}.log")
 
 
+WRITER_PROCESS = "eventdock.store.writer_process"
+
+
 @dataclass
 class RssSampler:
-    """Peak RSS per process of a server's tree, sampled every ``interval`` s."""
+    """Peak RSS per process of a server's tree, sampled every ``interval`` s;
+    a worker's writer process (SQLite) is added to its worker's."""
 
     server: ServerProcess
     interval: float = 0.2
@@ -144,13 +148,24 @@ class RssSampler:
     _thread: threading.Thread | None = None
 
     def sample(self) -> None:
+        rss: dict[int, int] = {}
+        writers: list[tuple[int, int]] = []  # (writer process, its worker)
         for pid in self.server.pids():
             try:
-                rss = psutil.Process(pid).memory_info().rss
+                process = psutil.Process(pid)
+                rss[pid] = process.memory_info().rss
+                if WRITER_PROCESS in " ".join(process.cmdline()):
+                    writers.append((pid, process.ppid()))
             except psutil.NoSuchProcess:
                 continue
-            if rss > self.peaks.get(pid, 0):
-                self.peaks[pid] = rss
+        # A worker's SQLite writer process is part of the worker: counted in its RSS.
+        for pid, worker in writers:
+            used = rss.pop(pid)
+            if worker in rss:
+                rss[worker] += used
+        for pid, used in rss.items():
+            if used > self.peaks.get(pid, 0):
+                self.peaks[pid] = used
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -15,16 +15,18 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import psycopg
 import pytest
 from sqlalchemy import func, select
 
 from bench import bare, databases, openloop, profile, sqlite_ceiling, store_rate, workload, wrk
-from bench.servers import RssSampler, bare_server
+from bench.servers import WRITER_PROCESS, RssSampler, bare_server, eventdock_server
 from eventdock.store.database import Database
 from eventdock.store.tables import events
 from tests.conftest import PG_URL
@@ -73,6 +75,25 @@ def test_wrk_and_open_loop_drive_a_real_server(tmp_path: Path) -> None:
         assert 0.9 < result.duration_s < 1.5
         assert 0 < result.percentile(50) <= result.percentile(99)
     assert 5 < rss.peak_worker_mb < 500
+
+
+def test_a_workers_rss_includes_its_sqlite_writer_process(tmp_path: Path) -> None:
+    """SPEC §9's memory figure is per worker, and on SQLite a worker's
+    transactions run in a process of its own: the sampler adds that
+    process's RSS to its worker's instead of counting it apart."""
+    with eventdock_server(f"sqlite:///{tmp_path / 'rss.db'}", 1, tmp_path) as server:
+        for _ in range(100):  # started with the worker's writer
+            writers = [p for p in map(psutil.Process, server.pids()) if WRITER_PROCESS in " ".join(p.cmdline())]
+            if writers:
+                break
+            time.sleep(0.1)
+        assert len(writers) == 1
+        (writer,) = writers
+        worker, writer_rss = writer.ppid(), writer.memory_info().rss
+        with RssSampler(server) as rss:
+            pass
+    assert writer.pid not in rss.peaks
+    assert rss.peaks[worker] > writer_rss
 
 
 def test_profile_folds_collapsed_stacks() -> None:

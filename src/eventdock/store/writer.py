@@ -159,6 +159,10 @@ class GroupCommitWriter:
 
     async def _run(self, conn: WriterConnection) -> None:
         try:
+            try:
+                await conn.open()
+            except Exception:  # noqa: BLE001 - the first transaction tries again, and fails its requests if it must
+                log.exception("opening the writer connection failed")
             while True:
                 if self._usage_waiters:
                     await self._write_usage(conn)

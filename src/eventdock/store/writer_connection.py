@@ -62,6 +62,10 @@ class WriterConnection(Protocol):
         """Let go of what ``ready`` took if no ``run`` followed (run lets go itself)."""
         ...
 
+    async def open(self) -> None:
+        """Connect now rather than with the first transaction (which retries if this failed)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -103,6 +107,12 @@ class SqliteWriterConnection:
     def release(self) -> None:
         if self._lock is not None and self._lock.locked and not self._exchanging.locked():
             self._lock.release()
+
+    async def open(self) -> None:
+        """Start the process, so that its imports are done before the first batch."""
+        async with self._exchanging:
+            if self._process is None:
+                self._process = await _WriterProcess.start(self._url)
 
     async def run(self, transaction: Callable[[Connection], T]) -> T:
         frame = writer_process.encode_frame(transaction)
@@ -229,6 +239,10 @@ class PostgresWriterConnection:
 
     def release(self) -> None:
         pass
+
+    async def open(self) -> None:
+        if self._conn is None:
+            self._conn = await self._db.engine.connect()
 
     async def run(self, transaction: Callable[[Connection], T]) -> T:
         if self._conn is None or self._conn.closed or self._conn.invalidated:
