@@ -76,9 +76,11 @@ def connect_writer(db: Database) -> WriterConnection:
 class SqliteWriterConnection:
     """Runs each transaction in the worker's writer process (``writer_process.py``).
 
-    The process is started with the first transaction and again after one
-    died; a transaction that raised there is rolled back there and raised
-    here. Only the cross-process writer lock is taken in this process: on
+    The process is started as the writer starts (``open``), and again by the
+    next transaction after one died; a transaction that raised there is
+    rolled back there and raised here. The exchange is awaited in the
+    writer's own task, not a task of its own: under load every extra hop
+    waits for a whole turn of a busy event loop (bench/PROFILE.md). Only the cross-process writer lock is taken in this process: on
     the loop when it is free, else on a thread (``flock`` blocks).
     """
 
@@ -140,8 +142,6 @@ class SqliteWriterConnection:
             finally:
                 if self._lock is not None and self._lock.locked:
                     self._lock.release()
-        # Awaited in the writer's task itself, not in a task of its own: under
-        # load every extra hop waits for a whole turn of a busy event loop.
         try:
             ok, value = pickle.loads(payload)
         except Exception as exc:  # noqa: BLE001 - an exception type that does not rebuild
