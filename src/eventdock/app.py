@@ -164,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.migrate_on_start:
             await asyncio.to_thread(svc.db.migrate)
         svc.writer.start()
+        await svc.writer.opened()
         jobs = [asyncio.create_task(_every(1.0, svc.writer.flush_usage, "usage"), name="eventdock-usage")]
         for starter in STARTUP_HOOKS:
             jobs.extend(await starter(svc))

@@ -227,6 +227,7 @@ def import_events(
                 raise ImportFailed(f"no project {project}" if project else "the database has no project; run `eventdock init` first")
             LiveTail(svc.db).attach(svc.writer)  # live-tail subscribers on PostgreSQL servers see imported events
             svc.writer.start()
+            await svc.writer.opened()
             try:
                 with Progress(
                     "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),

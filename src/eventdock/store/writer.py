@@ -97,6 +97,7 @@ class GroupCommitWriter:
         self._in_flight = 0
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._opened: list[asyncio.Future[None]] = []
         # SQLite admits one writing transaction at a time.
         self._connections = 1 if db.is_sqlite else max(1, settings.connections)
         self._closing = False
@@ -120,10 +121,16 @@ class GroupCommitWriter:
 
     def start(self) -> None:
         if not self._tasks:
+            self._opened = [asyncio.get_running_loop().create_future() for _ in range(self._connections)]
             self._tasks = [
-                asyncio.create_task(self._run(connect_writer(self.db)), name=f"eventdock-writer-{n}")
-                for n in range(self._connections)
+                asyncio.create_task(self._run(connect_writer(self.db), opened), name=f"eventdock-writer-{n}")
+                for n, opened in enumerate(self._opened)
             ]
+
+    async def opened(self) -> None:
+        """Return once every writer connection has tried to open (SQLite: its
+        process is up), so that a server answers only once it can write."""
+        await asyncio.gather(*self._opened)
 
     async def stop(self) -> None:
         """Commit what is queued and write the usage counters, then stop."""
@@ -157,12 +164,14 @@ class GroupCommitWriter:
 
     # -- the writer task ----------------------------------------------------
 
-    async def _run(self, conn: WriterConnection) -> None:
+    async def _run(self, conn: WriterConnection, opened: asyncio.Future[None]) -> None:
         try:
             try:
                 await conn.open()
             except Exception:  # noqa: BLE001 - the first transaction tries again, and fails its requests if it must
                 log.exception("opening the writer connection failed")
+            finally:
+                opened.set_result(None)
             while True:
                 if self._usage_waiters:
                     await self._write_usage(conn)
