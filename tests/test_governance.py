@@ -152,6 +152,30 @@ async def test_reject_quarantines_then_replay_after_relaxing(client: httpx.Async
     assert (await client.post(f"{base(project)}/violations/nope/replay", headers=project.headers)).status_code == 404
 
 
+async def test_a_replayed_event_resolves_its_profile(client: httpx.AsyncClient, project: Project) -> None:
+    """A replayed event is stored like any other (SPEC §3.4), so the identifiers
+    in it resolve a profile (SPEC §3.5), the one the visitor's other events name."""
+    s = await schema(client, project, "checkout", [prop("amount", "Numeric")])
+    visitor = {"visitor_uuid": "2b1c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d"}
+    body = [{"event.name": "checkout", "event.id": "q-1", "amount": "abc", **visitor}, {"event.name": "page_view", "event.id": "q-2", **visitor}]
+    r = await client.post(INGEST, json=body, headers=project.headers)
+    assert r.status_code == 202 and r.headers["X-Eventdock-Quarantined"] == "1"
+    (row,) = await violations(client, project, action="rejected")
+    amount = next(p for p in s["group"]["properties"] if p["name"] == "amount")
+    r = await client.patch(
+        f"{base(project)}/schema_property_groups/{s['group']['id']}/",
+        json={"properties": [{**amount, "property_type": "String"}]},
+        headers=project.headers,
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(f"{base(project)}/violations/{row['id']}/replay", headers=project.headers)
+    assert r.status_code == 200, r.text
+    replayed, other = [
+        (await client.get(f"/v1/projects/{project.id}/events/{event_id}", headers=project.headers)).json()["data"] for event_id in ("q-1", "q-2")
+    ]
+    assert replayed["profileId"] is not None and replayed["profileId"] == other["profileId"]
+
+
 async def test_allow_mode_stores_and_flags_without_payload(client: httpx.AsyncClient, project: Project) -> None:
     await schema(client, project, "signup", [prop("plan", rules={"enum": ["free", "pro"]})], mode="allow")
     r = await client.post(INGEST, json={"event.name": "signup", "event.id": "s-1", "plan": "gold"}, headers=project.headers)

@@ -11,21 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from fastapi import Request
 from starlette.responses import Response
 
+from eventdock.config import Limits
 from eventdock.core.errors import FieldError, InvalidInput, NotFound, SchemaViolation
-from eventdock.core.events import Event, format_ms
-from eventdock.core.identity import identity_of
+from eventdock.core.events import Draft, Event, format_ms, normalise
 from eventdock.dialects import event_schemas_forms as forms
 from eventdock.dialects.drf import json_response, page, page_params
 from eventdock.dialects.event_schemas import READ, WRITE, route
 from eventdock.http.services import services
 from eventdock.store import violations as store
 from eventdock.store.violations import AlreadyReplayed, ReplayClaim
-
-_encode = msgspec.json.Encoder().encode
 
 
 def violation_out(row: dict[str, Any]) -> dict[str, Any]:
@@ -68,20 +65,11 @@ async def get_violation(project_id: str, violation_id: str, request: Request) ->
     return json_response(violation_out(row))
 
 
-def _event(project_id: str, payload: dict[str, Any]) -> Event:
-    properties = payload["properties"]
-    return Event(
-        id=payload["id"],
-        project_id=project_id,
-        name=payload["name"],
-        timestamp_ms=payload["timestamp_ms"],
-        received_at_ms=payload["received_at_ms"],
-        source=payload["source"],
-        properties=properties,
-        properties_json=_encode(properties),
-        identity=identity_of(properties),
-        client_id=True,  # it may have been stored since (a client retry that passed)
-    )
+def _event(project_id: str, payload: dict[str, Any], limits: Limits) -> Event:
+    """The quarantined event as it arrived, normalised again like any other
+    (its id is the client's: it may have been stored since, by a retry that passed)."""
+    draft = Draft(name=payload["name"], properties=payload["properties"], id=payload["id"], timestamp_ms=payload["timestamp_ms"])
+    return normalise(draft, project_id=project_id, source=payload["source"], limits=limits, received_at_ms=payload["received_at_ms"])
 
 
 @route("/violations/{violation_id}/replay", ["POST"], "Re-validate a rejected event and store it if it passes")
@@ -96,7 +84,7 @@ async def replay(project_id: str, violation_id: str, request: Request) -> Respon
         raise InvalidInput(errors=[FieldError((), "Only rejected events can be replayed; a flagged event is already stored.", code="not_replayable")])
     if row["replayed_at"] is not None:
         raise AlreadyReplayed()
-    event = _event(project_id, row["event"])
+    event = _event(project_id, row["event"], svc.settings.limits)
     governance = svc.pipeline.governance
     await governance.reload(project_id)  # today's schemas, whatever the poll has seen
     verdict = await governance.evaluate([event])

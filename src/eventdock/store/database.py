@@ -82,7 +82,7 @@ class Database:
 
     def blocking_engine(self) -> Engine:
         """A plain (non-asyncio) engine on the same database, set up alike: for
-        migrations, and for the SQLite writer's thread (``store/writer_connection.py``)."""
+        migrations, and for the SQLite writer's process (``store/writer_process.py``)."""
         engine = create_engine(
             self._driver_url(async_=False),
             poolclass=NullPool,

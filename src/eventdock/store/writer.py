@@ -12,8 +12,8 @@ connections is committing (PostgreSQL) does the next batch wait up to
 
 A transaction holds identity resolution, the event rows, new event
 definitions and schema violations. It is one synchronous function, run in
-one call on the writer's connection (``writer_connection.py``: on SQLite a
-thread of its own, one hop from the event loop). Only after COMMIT returns
+one call on the writer's connection (``writer_connection.py``: on SQLite in
+a process of the worker's own, one frame out and one back). Only after COMMIT returns
 are the requests' futures resolved, so a success status always means
 "durably stored".
 
@@ -343,7 +343,7 @@ def _settle(submission: Submission, exc: BaseException | None) -> None:
         fut.set_exception(exc)
 
 
-class Written(msgspec.Struct, array_like=True):
+class Written(msgspec.Struct):
     """What a batch's transaction did, by the events' positions in the batch
     (the transaction may have run on copies of them, in the writer's process)."""
 

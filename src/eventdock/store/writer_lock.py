@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 class WriterLock:
     """Held by the writer around each transaction (flock; taken on the loop
-    without blocking when it is free, else waited for on the writer's thread)."""
+    without blocking when it is free, else waited for on a thread)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
