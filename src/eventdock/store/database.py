@@ -8,15 +8,18 @@ lock upgrade. PostgreSQL uses asyncpg with synchronous commit (the default).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -36,6 +39,15 @@ class Database:
         self.url = parsed
         self.backend = backend
         self.is_sqlite = backend == "sqlite"
+        self.pool_size = pool_size
+
+    @functools.cached_property
+    def engine(self) -> AsyncEngine:
+        """The asyncio engine, made on first use: the SQLite writer's process
+        never uses it, and does without importing SQLAlchemy's asyncio layer
+        (and the ORM it brings: ~8 MB of that process's memory)."""
+        from sqlalchemy.ext.asyncio import create_async_engine
+
         kwargs: dict[str, Any] = {
             "json_serializer": _json_serializer,
             "json_deserializer": msgspec.json.decode,
@@ -43,12 +55,13 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs["pool_size"] = pool_size
-            kwargs["max_overflow"] = pool_size
+            kwargs["pool_size"] = self.pool_size
+            kwargs["max_overflow"] = self.pool_size
             kwargs["pool_pre_ping"] = False
-        self.engine: AsyncEngine = create_async_engine(self._driver_url(async_=True), **kwargs)
+        engine = create_async_engine(self._driver_url(async_=True), **kwargs)
         if self.is_sqlite:
-            _configure_sqlite(self.engine.sync_engine)
+            _configure_sqlite(engine.sync_engine)
+        return engine
 
     def _driver_url(self, *, async_: bool) -> URL:
         if self.is_sqlite:

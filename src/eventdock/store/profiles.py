@@ -30,16 +30,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventdock.core.events import Event, format_ms, new_event_id, now_ms
 from eventdock.core.identity import KINDS, TRAITS, WIRE_NAMES, Identity
 from eventdock.store.database import Database
 from eventdock.store.profile_tables import profile_identifiers, profiles
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 _CHUNK = 500
 Key = tuple[str, str]  # (kind, value)

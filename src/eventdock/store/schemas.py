@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -28,7 +28,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventdock.core.governance import (
     EventSchema,
@@ -38,6 +37,9 @@ from eventdock.core.governance import (
 )
 from eventdock.store.database import Database
 from eventdock.store.tables import Json, event_definitions, metadata, schema_versions
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 property_groups = Table(
     "property_groups",
