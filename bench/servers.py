@@ -123,13 +123,10 @@ def eventdock_server(database_url: str, workers: int, log_dir: Path, extra_env: 
 
 def bare_server(workers: int, log_dir: Path) -> ServerProcess:
     """bench.bare under uvicorn with exactly the options ``eventdock serve`` passes."""
+    from eventdock.cli import uvicorn_command
+
     port = free_port()
-    argv = [
-        sys.executable, "-m", "uvicorn", "bench.bare:app",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-        "--timeout-graceful-shutdown", "10",
-    ]  # fmt: skip
+    argv = [sys.executable, *uvicorn_command("bench.bare:app", host="127.0.0.1", port=port, workers=workers)]
     return ServerProcess("bare", argv, _base_env(), port, log_dir / f"bare-{port}.log")
 
 
