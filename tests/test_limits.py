@@ -301,3 +301,50 @@ async def test_the_request_that_fills_the_queue_is_taken_whole_and_the_next_refu
         assert [t.status_code for t in await asyncio.gather(*waiting)] == [202] * 3
         items = (await c.client.get(cdp(c.project.id) + "?limit=100", headers=c.project.headers)).json()["data"]["items"]
         assert sorted(i["id"] for i in items) == ["f0", "f1", "f2", "g0", "g1", "g2", "g3", "g4"]
+
+
+def _events_body(prefix: str, size: int) -> bytes:
+    """A valid JSON array of generic events, about ``size`` bytes."""
+    events, length = [], 2
+    while length < size:
+        event = {"event.id": f"{prefix}{len(events)}", "event.type": "big", "pad": "x" * 200}
+        events.append(event)
+        length += len(json.dumps(event)) + 1
+    return json.dumps(events).encode()
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_large_bodies_read_at_once_are_bounded_and_small_ones_always_get_in(tmp_path: Path, backend: str, declared: bool) -> None:
+    """Bodies being read count against ``max_reading_bytes`` (their declared
+    length, or what has arrived): while one large body is in, another that
+    would overrun the budget gets 503 with Retry-After before it is read
+    (it is malformed: 503, not 400, shows it was never parsed). A body under
+    64 KiB always gets in, and once the first is read the next large one does."""
+    settings = WriterSettings(max_reading_bytes=100_000)
+    async with custom_app(backend, tmp_path, writer=settings) as c:
+        slow = _events_body("slow", 80_000)
+        half_read, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_body() -> AsyncIterator[bytes]:
+            yield slow[:70_000]
+            half_read.set()
+            await release.wait()
+            yield slow[70_000:]
+
+        headers = {**c.project.headers, "Content-Type": "application/json"}
+        length = {"Content-Length": str(len(slow))} if declared else {}
+        reading = asyncio.create_task(c.client.post(INGEST, content=slow_body(), headers={**headers, **length}))
+        await half_read.wait()
+        await _until(lambda: c.app.state.services.reading.reading >= 70_000)
+
+        r = await c.client.post(INGEST, content=b"[" + b" " * 70_000 + b"not json", headers=headers)
+        assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1, r.text
+        assert r.json()["error"]["code"] == 503 and "being read" in r.json()["error"]["message"]
+        r = await c.client.post(INGEST, json={"event.id": "small"}, headers=c.project.headers)
+        assert r.status_code == 202, r.text
+
+        release.set()
+        assert (await reading).status_code == 202
+        assert c.app.state.services.reading.reading == 0
+        r = await c.client.post(INGEST, content=_events_body("next", 70_000), headers=headers)
+        assert r.status_code == 202, r.text

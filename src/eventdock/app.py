@@ -48,6 +48,7 @@ from eventdock.dialects import (
     query,
 )
 from eventdock.http import admin, fastlane, metrics, ops
+from eventdock.http.body import ReadingBudget
 from eventdock.http.services import Services
 from eventdock.store import profiles, query_tail, schemas, violations
 from eventdock.store.database import Database
@@ -92,6 +93,7 @@ def build_services(settings: Settings) -> Services:
         writer=writer,
         pipeline=pipeline,
         rate_limiter=limiter,
+        reading=ReadingBudget(settings.writer.max_reading_bytes),
     )
 
 

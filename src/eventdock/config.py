@@ -49,6 +49,13 @@ class WriterSettings:
     # peaked at 199-201 MB (SPEC §9: 200), with 10,000 at 186-189 MB and
     # stored as much.
     max_queue_events: int = 10_000
+    # Bytes of ingest bodies a worker reads at once; past it, a body over
+    # 64 KiB gets 503 + Retry-After before it is read (smaller ones always
+    # get in: the server buffers that much per connection anyway). Without
+    # it, every connection's request was admitted while the queue had room
+    # and read whole, to be refused once read: the bench's 128 overload
+    # connections held 128 × 334 kB (issue 6).
+    max_reading_bytes: int = 8 * 1024 * 1024
     # PostgreSQL: writer connections per process, each committing its own
     # batch, so one waits for its COMMIT while the next is written. SQLite
     # admits one writing transaction at a time and always uses one.

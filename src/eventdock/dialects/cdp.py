@@ -201,7 +201,7 @@ async def create_event(projectUuid: str, request: Request) -> Response:  # noqa:
     kind, params = media_type(request)
     if kind != "application/json" or params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
         raise UnsupportedMediaType(f"Content type '{request.headers.get('content-type', '')}' not supported; use application/json.")
-    body = await read_ingest_body(request, svc.settings.limits.max_body_bytes, svc.pipeline.ensure_room)
+    body = await read_ingest_body(request, svc.settings.limits.max_body_bytes, svc.pipeline.ensure_room, svc.reading)
     try:
         parsed = _decode(body)
     except msgspec.DecodeError as exc:

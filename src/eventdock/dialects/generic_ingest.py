@@ -188,7 +188,7 @@ async def ingest_events(request: Request) -> Response:
     kind, params = media_type(request)
     if kind not in ("application/json", "application/x-ndjson") or params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
         raise UnsupportedMediaType("Use Content-Type application/json (or application/x-ndjson) with UTF-8.")
-    body = await read_ingest_body(request, svc.settings.limits.max_body_bytes, svc.pipeline.ensure_room)
+    body = await read_ingest_body(request, svc.settings.limits.max_body_bytes, svc.pipeline.ensure_room, svc.reading)
     items = _parse_body(body, ndjson=kind == "application/x-ndjson")
     svc.pipeline.check_count(len(items))  # before any per-event work
     errors: list[FieldError] = []

@@ -13,40 +13,85 @@ from collections.abc import Callable
 
 from starlette.requests import ClientDisconnect, Request
 
-from eventdock.core.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from eventdock.core.errors import InvalidInput, PayloadTooLarge, Unavailable, UnsupportedMediaType
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"Request body larger than {limit} bytes.")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, budget: ReadingBudget | None = None) -> bytes:
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "", "gzip", "x-gzip"):
         raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; use gzip or none.")
     gzipped = encoding in ("gzip", "x-gzip")
     declared = request.headers.get("content-length")
-    if declared is not None and not gzipped:
+    reserve = 0
+    if declared is not None:
         try:
-            if int(declared) > limit:
-                raise _too_large(limit)
+            reserve = int(declared)
         except ValueError:
             raise InvalidInput("Invalid Content-Length header.") from None
+        if reserve > limit and not gzipped:
+            raise _too_large(limit)
     body = _Body(limit, gzipped)
-    # From receive directly, not Request.stream(): the usual body is one
-    # message, and going through the async generator took about a third of
-    # this function's time (issue 6). No route reads its body before this.
-    receive = request.receive
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        more = message.get("more_body", False)
-        chunk = message.get("body", b"")
-        if chunk:
-            body.add(chunk)
-    return body.finish()
+    if budget is not None:
+        budget.take(body, min(max(reserve, 0), limit))  # refused here, before anything is read
+    try:
+        # From receive directly, not Request.stream(): the usual body is one
+        # message, and going through the async generator took about a third
+        # of this function's time (issue 6). No route reads its body before this.
+        receive = request.receive
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            more = message.get("more_body", False)
+            chunk = message.get("body", b"")
+            if chunk:
+                body.add(chunk)
+                if budget is not None and body.size > body.counted:
+                    budget.take(body, body.size)  # chunked, or gzip inflating past its declared size
+        return body.finish()
+    finally:
+        if budget is not None:
+            budget.give(body)
+
+
+class ReadingBudget:
+    """The bytes of ingest bodies one worker reads at once (SPEC §3.2: overload is refused, not buffered).
+
+    The writer's queue bounds what has been parsed; this bounds what is
+    being read before that. Without it, under overload every connection's
+    request was admitted while the queue had room and read whole, only to be
+    refused once read. A body counts as its declared ``Content-Length`` from
+    the start, and as its size once it grows past that (chunked, or gzip
+    inflating). Bodies up to ``SMALL`` are never refused here: the server
+    buffers that much per connection whatever the app does, and a single
+    event must not wait on someone's large upload. A larger body is refused
+    only while others are being read, so one up to the size limit always
+    gets in.
+    """
+
+    SMALL = 64 * 1024
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.reading = 0
+
+    def take(self, body: _Body, size: int) -> None:
+        """Count ``body`` as ``size`` bytes, or raise ``Unavailable`` (503) if that would overrun the budget."""
+        more = size - body.counted
+        others = self.reading - body.counted
+        if size > self.SMALL and others > 0 and others + size > self.max_bytes:
+            raise Unavailable("Too many request bodies are being read at once.", retry_after=1)
+        self.reading += more
+        body.counted = size
+
+    def give(self, body: _Body) -> None:
+        self.reading -= body.counted
+        body.counted = 0
 
 
 class _Body:
@@ -58,6 +103,7 @@ class _Body:
         self.size = 0
         # The compressed body may not be larger than the limit either.
         self.raw_size = 0
+        self.counted = 0  # the bytes a ReadingBudget holds for it
         self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
 
     def add(self, chunk: bytes) -> None:
@@ -95,18 +141,18 @@ class _Body:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def read_ingest_body(request: Request, limit: int, ensure_room: Callable[[], None]) -> bytes:
-    """An ingest request's body, refused (``ensure_room`` raises 503) while the writer's queue is full.
+async def read_ingest_body(request: Request, limit: int, ensure_room: Callable[[], None], budget: ReadingBudget) -> bytes:
+    """An ingest request's body, refused (503) while the writer's queue is full or ``budget`` is spent.
 
-    Checked before the body is read, so a refusal under overload costs no
-    reading, and again once it is in, before the caller parses it: requests
-    admitted while the queue had room would otherwise all be parsed — the
-    expensive part — only to be refused at submit once the first of them
-    filled it. That wasted parsing starved the writer: the bench's overload
-    phase stored 0 events/s (bench/PROFILE.md).
+    The queue is checked before the body is read, so a refusal under
+    overload costs no reading, and again once it is in, before the caller
+    parses it: requests admitted while the queue had room would otherwise
+    all be parsed — the expensive part — only to be refused at submit once
+    the first of them filled it. That wasted parsing starved the writer: the
+    bench's overload phase stored 0 events/s (bench/PROFILE.md).
     """
     ensure_room()
-    body = await read_body(request, limit)
+    body = await read_body(request, limit, budget)
     ensure_room()
     return body
 

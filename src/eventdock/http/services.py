@@ -16,6 +16,7 @@ from eventdock.config import Settings
 from eventdock.core.auth import Authenticator, Principal, token_from_authorization
 from eventdock.core.errors import NotFound
 from eventdock.core.pipeline import Pipeline
+from eventdock.http.body import ReadingBudget
 from eventdock.core.ratelimit import ProjectLimitsSync, RateLimiter
 from eventdock.store.database import Database
 from eventdock.store.tenancy import Tenancy
@@ -31,6 +32,8 @@ class Services:
     writer: GroupCommitWriter
     pipeline: Pipeline
     rate_limiter: RateLimiter
+    # The bytes of ingest bodies this worker reads at once (read_ingest_body).
+    reading: ReadingBudget
     # Extension slots filled by feature modules at start-up (governance,
     # live-event clock, live tail …), by name.
     extras: dict[str, Any] = field(default_factory=dict)
