@@ -71,6 +71,8 @@ class Phase:
     errors: int
     codes: dict[str, int] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    # The same with a worker's writer process counted by its RSS, not its USS (bench/servers.py).
+    peak_rss_sum_mb: float = 0.0
     note: str = ""
 
 
@@ -82,6 +84,7 @@ class Config:
     phases: dict[str, Phase] = field(default_factory=dict)
     ratios: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    peak_rss_sum_mb: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -134,6 +137,7 @@ def _wrk_phase(
         errors=result.status_errors + result.socket_errors,
         codes={str(k): v for k, v in sorted(result.codes.items())},
         peak_rss_mb=rss.peak_worker_mb,
+        peak_rss_sum_mb=rss.peak_worker_rss_sum_mb,
     )
 
 
@@ -150,6 +154,7 @@ def _combined(first: Phase, second: Phase) -> Phase:
         errors=first.errors + second.errors,
         codes={k: first.codes.get(k, 0) + second.codes.get(k, 0) for k in {*first.codes, *second.codes}},
         peak_rss_mb=max(first.peak_rss_mb, second.peak_rss_mb),
+        peak_rss_sum_mb=max(first.peak_rss_sum_mb, second.peak_rss_sum_mb),
         note="mean of two halves (ABBA with the schema phase)",
     )
 
@@ -179,6 +184,7 @@ def _open_loop_phase(name: str, server: ServerProcess, path: str, body: bytes, t
         errors=doc["completed"] - ok + doc["errors"],
         codes=doc["codes"],
         peak_rss_mb=rss.peak_worker_mb,
+        peak_rss_sum_mb=rss.peak_worker_rss_sum_mb,
         note=f"offered {rate:.0f}/s",
     )
 
@@ -265,6 +271,7 @@ def _ratios(config: Config) -> None:
         if name in p and bare in p and p[bare].requests_per_s:
             config.ratios[f"{name}_vs_bare"] = p[name].requests_per_s / p[bare].requests_per_s
     config.peak_rss_mb = max((ph.peak_rss_mb for name, ph in p.items() if not name.startswith("bare")), default=0.0)
+    config.peak_rss_sum_mb = max((ph.peak_rss_sum_mb for name, ph in p.items() if not name.startswith("bare")), default=0.0)
 
 
 def run(opts: Options, command: str, log: Log) -> Report:
