@@ -52,9 +52,8 @@ class WriterSettings:
     # Bytes of ingest bodies a worker reads at once; past it, a body over
     # 64 KiB gets 503 + Retry-After before it is read (smaller ones always
     # get in: the server buffers that much per connection anyway). Without
-    # it, every connection's request was admitted while the queue had room
-    # and read whole, to be refused once read: the bench's 128 overload
-    # connections held 128 × 334 kB (issue 6).
+    # it, any number of large uploads at once were each read whole while
+    # the queue still had room, only to be refused once read.
     max_reading_bytes: int = 8 * 1024 * 1024
     # PostgreSQL: writer connections per process, each committing its own
     # batch, so one waits for its COMMIT while the next is written. SQLite

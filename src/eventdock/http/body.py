@@ -63,8 +63,8 @@ class ReadingBudget:
     """The bytes of ingest bodies one worker reads at once (SPEC §3.2: overload is refused, not buffered).
 
     The writer's queue bounds what has been parsed; this bounds what is
-    being read before that. Without it, under overload every connection's
-    request was admitted while the queue had room and read whole, only to be
+    being read before that. Without it, any number of large uploads at once
+    were admitted while the queue had room and each read whole, only to be
     refused once read. A body counts as its declared ``Content-Length`` from
     the start, and as its size once it grows past that (chunked, or gzip
     inflating). Bodies up to ``SMALL`` are never refused here: the server

@@ -16,8 +16,8 @@ from eventdock.config import Settings
 from eventdock.core.auth import Authenticator, Principal, token_from_authorization
 from eventdock.core.errors import NotFound
 from eventdock.core.pipeline import Pipeline
-from eventdock.http.body import ReadingBudget
 from eventdock.core.ratelimit import ProjectLimitsSync, RateLimiter
+from eventdock.http.body import ReadingBudget
 from eventdock.store.database import Database
 from eventdock.store.tenancy import Tenancy
 from eventdock.store.writer import GroupCommitWriter
