@@ -32,7 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from bench import workload
+from bench.paired import WriterTotals
 
 
 async def _call(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
@@ -106,7 +109,7 @@ async def run(args: argparse.Namespace) -> None:
 
             per_caller = max(1, args.requests // args.concurrency)
             await asyncio.gather(*(caller(max(1, per_caller // 10)) for _ in range(args.concurrency)))  # warm-up
-            batches_before = _writer_totals()
+            before = WriterTotals.of(REGISTRY.collect())
             profiler = cProfile.Profile() if args.profile else None
             cpu0, wall0 = time.thread_time(), time.perf_counter()
             if profiler:
@@ -115,35 +118,21 @@ async def run(args: argparse.Namespace) -> None:
             if profiler:
                 profiler.disable()
             cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
-            batches_after = _writer_totals()
+            after = WriterTotals.of(REGISTRY.collect())
             n = per_caller * args.concurrency
-            txns = batches_after[0] - batches_before[0]
+            txns = after.transactions - before.transactions
+            events_each, ms_each, busy = after.since(before, wall)
             print(
                 f"{args.phase}: {n} requests, {n / wall:,.0f} req/s ({n * events_per_request / wall:,.0f} events/s); "
                 f"loop CPU {cpu / n * 1e6:.1f} µs per request ({cpu / wall:.0%} of the wall time); "
-                f"{txns} transactions, {n / max(txns, 1):.1f} requests each, "
-                f"{(batches_after[1] - batches_before[1]) / max(txns, 1) * 1000:.2f} ms each"
+                f"{txns:.0f} transactions, {n / max(txns, 1):.1f} requests ({events_each:.1f} events) each, "
+                f"{ms_each:.2f} ms each, one under way {busy:.0f} % of the time"
             )
             if profiler:
                 out = io.StringIO()
                 pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(args.top)
                 print(out.getvalue())
         gc.unfreeze()
-
-
-def _writer_totals() -> tuple[float, float]:
-    """(transactions, seconds in transactions) from the process's writer histogram."""
-    from prometheus_client import REGISTRY
-
-    count = total = 0.0
-    for metric in REGISTRY.collect():
-        if metric.name == "eventdock_writer_commit_seconds":
-            for sample in metric.samples:
-                if sample.name.endswith("_count"):
-                    count += sample.value
-                elif sample.name.endswith("_sum"):
-                    total += sample.value
-    return count, total
 
 
 def main() -> None:

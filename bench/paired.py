@@ -33,10 +33,12 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench import databases, workload, wrk
@@ -74,9 +76,13 @@ class WriterTotals:
 
     @classmethod
     def read(cls, url: str) -> WriterTotals:
-        text = httpx.get(url + "/metrics", timeout=10).text
+        return cls.of(text_string_to_metric_families(httpx.get(url + "/metrics", timeout=10).text))
+
+    @classmethod
+    def of(cls, families: Iterable[Metric]) -> WriterTotals:
+        """From metric families: a server's ``/metrics`` parsed, or a process's own registry."""
         sums: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
+        for family in families:
             for sample in family.samples:
                 sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
         return cls(

@@ -227,3 +227,15 @@ def test_paired_runs_both_servers_each_with_its_own_path_and_environment(tmp_pat
 def test_paired_refuses_to_compare_a_server_with_itself() -> None:
     done = subprocess.run([sys.executable, "-m", "bench.paired"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "--b-src" in done.stderr
+
+
+def test_inproc_reports_the_loops_cpu_and_the_writers_transactions() -> None:
+    """``python -m bench.inproc`` drives the real app in-process and reads the
+    writer's transactions from its own metrics registry (``WriterTotals.of``)."""
+    argv = [sys.executable, "-m", "bench.inproc", "--phase", "generic", "--requests", "400", "--concurrency", "8"]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = done.stdout.strip().splitlines()[-1]
+    assert line.startswith("generic: 400 requests,") and "µs per request" in line, line
+    transactions = int(line.split(" transactions,")[0].rsplit(" ", 1)[1])
+    assert 0 < transactions <= 400, line
