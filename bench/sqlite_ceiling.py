@@ -35,12 +35,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgspec
+
 from bench import workload
 from bench.store_rate import build_batch
 from eventdock.core.events import new_event_id
 from eventdock.store.database import Database
-import msgspec
-
 from eventdock.store.events import EVENT_COLUMNS, event_row
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)

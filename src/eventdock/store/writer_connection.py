@@ -82,8 +82,9 @@ class SqliteWriterConnection:
     next transaction after one died; a transaction that raised there is
     rolled back there and raised here. The exchange is awaited in the
     writer's own task, not a task of its own: under load every extra hop
-    waits for a whole turn of a busy event loop (bench/PROFILE.md). Only the cross-process writer lock is taken in this process: on
-    the loop when it is free, else on a thread (``flock`` blocks).
+    waits for a whole turn of a busy event loop (bench/PROFILE.md). Only
+    the cross-process writer lock is taken in this process: on the loop
+    when it is free, else on a thread (``flock`` blocks).
     """
 
     def __init__(self, db: Database) -> None:
