@@ -176,6 +176,26 @@ async def test_a_replayed_event_resolves_its_profile(client: httpx.AsyncClient, 
     assert replayed["profileId"] is not None and replayed["profileId"] == other["profileId"]
 
 
+async def test_a_flagged_retry_of_an_event_stored_before_is_not_flagged(client: httpx.AsyncClient, project: Project) -> None:
+    """A flag records a violation of an event that was stored. A retry of an
+    id stored before the schema tightened is not stored again (idempotency),
+    so it is not flagged either: the stored event passed when it was stored.
+    In the same request a new event that fails is flagged."""
+    s = await schema(client, project, "upgrade", [prop("plan", rules={"enum": ["free", "pro", "gold"]})], mode="allow")
+    body = {"event.name": "upgrade", "event.id": "u-1", "plan": "gold"}
+    assert (await client.post(INGEST, json=body, headers=project.headers)).status_code == 202
+    (plan,) = s["group"]["properties"]
+    r = await client.patch(
+        f"{base(project)}/schema_property_groups/{s['group']['id']}/",
+        json={"properties": [{**plan, "validation_rules": {"enum": ["free", "pro"]}}]},
+        headers=project.headers,
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(INGEST, json=[body, {**body, "event.id": "u-2"}], headers=project.headers)
+    assert r.status_code == 202, r.text
+    assert [row["event_id"] for row in await violations(client, project, action="flagged")] == ["u-2"]
+
+
 async def test_allow_mode_stores_and_flags_without_payload(client: httpx.AsyncClient, project: Project) -> None:
     await schema(client, project, "signup", [prop("plan", rules={"enum": ["free", "pro"]})], mode="allow")
     r = await client.post(INGEST, json={"event.name": "signup", "event.id": "s-1", "plan": "gold"}, headers=project.headers)
