@@ -89,7 +89,9 @@ class Event(msgspec.Struct):
     timestamp_ms: int
     received_at_ms: int
     source: str
-    properties: dict[str, Any]
+    # The parsed object, until governance has judged the event; then None
+    # (``Pipeline.commit``): an event waiting for its commit is its JSON.
+    properties: dict[str, Any] | None
     properties_json: bytes
     profile_id: str | None = None
     # The identifiers and traits in the properties (SPEC §3.5), None for the
@@ -114,8 +116,15 @@ class Stored(Protocol):
     properties: dict[str, Any]
 
 
-def public(e: Stored) -> dict[str, Any]:
-    """An event in the shape of SPEC §8: listing, export and live tail."""
+def public(e: Stored | Event) -> dict[str, Any]:
+    """An event in the shape of SPEC §8: listing, export and live tail.
+
+    An ``Event`` that has let go of its parsed properties (``Pipeline.commit``)
+    carries them as the JSON that was stored, which goes out as it is.
+    """
+    properties: Any = e.properties
+    if properties is None and isinstance(e, Event):
+        properties = msgspec.Raw(e.properties_json)
     return {
         "id": e.id,
         "name": e.name,
@@ -123,7 +132,7 @@ def public(e: Stored) -> dict[str, Any]:
         "received_at": format_ms(e.received_at_ms),
         "source": e.source,
         "profile_id": e.profile_id,
-        "properties": e.properties,
+        "properties": properties,
     }
 
 def _nesting_exceeds(value: Any, max_depth: int, max_key: int, path: tuple[str | int, ...]) -> FieldError | None:

@@ -391,6 +391,7 @@ class Governance:
                 accepted.append(event)
                 continue
             mode, check = found
+            assert event.properties is not None, "an event is judged before Pipeline.commit lets go of its properties"
             errors = check(event.properties)
             if not errors:
                 accepted.append(event)

@@ -27,6 +27,7 @@ from eventdock.core.errors import (
     retry_after_header,
 )
 from eventdock.core.events import Draft, new_event_id, parse_time
+from eventdock.core.pipeline import Pipeline
 from eventdock.http.body import media_type, read_ingest_body
 from eventdock.http.services import authorise, services
 
@@ -189,17 +190,28 @@ async def ingest_events(request: Request) -> Response:
     if kind not in ("application/json", "application/x-ndjson") or params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
         raise UnsupportedMediaType("Use Content-Type application/json (or application/x-ndjson) with UTF-8.")
     body = await read_ingest_body(request, svc.settings.limits.max_body_bytes, svc.pipeline.ensure_room, svc.reading)
-    items = _parse_body(body, ndjson=kind == "application/x-ndjson")
-    svc.pipeline.check_count(len(items))  # before any per-event work
+    drafts = _drafts(body, kind == "application/x-ndjson", svc.pipeline, principal.project_id)
+    del body  # not held while the events wait for their commit
+    result = await svc.pipeline.ingest(principal.project_id, drafts, SOURCE)
+    return Response(status_code=202, headers={"X-Eventdock-Quarantined": str(result.quarantined)})
+
+
+def _drafts(body: bytes, ndjson: bool, pipeline: Pipeline, project_id: str) -> list[Draft]:
+    """The request's events as drafts, or ``InvalidInput`` naming every bad one.
+
+    The parsed list stays in this frame: while the request waits for its
+    commit, it holds only what ``Pipeline.ingest`` keeps.
+    """
+    items = _parse_body(body, ndjson=ndjson)
+    pipeline.check_count(len(items))  # before any per-event work
     errors: list[FieldError] = []
     drafts = [d for i, item in enumerate(items) if (d := to_draft(i, item, errors)) is not None]
     if errors:
         # Name every bad path at once: the limit checks of the other events too.
         try:
-            svc.pipeline.normalise(principal.project_id, drafts, SOURCE)
+            pipeline.normalise(project_id, drafts, SOURCE)
         except EventTooLarge as exc:
             errors.extend(exc.errors)
         errors.sort(key=lambda e: e.path[0] if e.path and isinstance(e.path[0], int) else -1)
         raise InvalidInput(errors=errors)
-    result = await svc.pipeline.ingest(principal.project_id, drafts, SOURCE)
-    return Response(status_code=202, headers={"X-Eventdock-Quarantined": str(result.quarantined)})
+    return drafts

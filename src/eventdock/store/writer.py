@@ -57,7 +57,8 @@ log = logging.getLogger("eventdock.writer")
 # record the batch's requests carry. They are plain functions: the whole
 # transaction runs in one call. On SQLite that call is made in the writer's
 # own process, so there a step must be a module-level function (it travels
-# by name) and must not read ``Event.properties`` (see ``BatchTransaction``).
+# by name). A step reads an event's ``properties_json``: ``properties`` is
+# None by the time an event reaches the writer (``Pipeline.commit``).
 TransactionStep = Callable[[Connection, list[Event], list[Any]], None]
 CommitListener = Callable[[Sequence[Event]], None]
 
@@ -365,9 +366,9 @@ class BatchTransaction:
     in the writer's process (``store/writer_process.py``), so it pickles
     compactly: each event as a tuple of its columns, its properties as the
     JSON already encoded for the row and its identity as ``normalise`` found
-    it. The properties as a dict stay behind: rebuilding 4,000 of them cost
-    the writer's serial path ~13 ms a batch (bench/PROFILE.md). The steps
-    travel by name.
+    it. No event here has its properties as a dict any more (``Pipeline.commit``
+    let go of them; rebuilding 4,000 of them cost the writer's serial path
+    ~13 ms a batch, bench/PROFILE.md). The steps travel by name.
     """
 
     __slots__ = ("events", "records", "unknown", "before", "after")
@@ -412,18 +413,6 @@ class BatchTransaction:
         return (_rebuild_batch, (rows, self.records, self.unknown, self.before, self.after))
 
 
-class _PropertiesNotSent(dict):  # type: ignore[type-arg]
-    """An event's properties in the writer's process, which is not sent them."""
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("the writer's process is not sent an event's properties; read Event.properties_json")
-
-    __getitem__ = get = keys = items = values = __iter__ = __len__ = __contains__ = _refuse
-
-
-_NOT_SENT = _PropertiesNotSent()
-
-
 def _rebuild_batch(
     rows: list[tuple[Any, ...]],
     records: list[Any],
@@ -432,7 +421,7 @@ def _rebuild_batch(
     after: list[TransactionStep],
 ) -> BatchTransaction:
     events = [
-        Event(event_id, project_id, name, ts, received, source, _NOT_SENT, properties_json, identity=identity, client_id=client_id)
+        Event(event_id, project_id, name, ts, received, source, None, properties_json, identity=identity, client_id=client_id)
         for event_id, project_id, name, ts, received, source, properties_json, identity, client_id in rows
     ]
     return BatchTransaction(events, records, unknown, before, after)
