@@ -4,14 +4,25 @@ of one process commit at once; SQLite admits one writer and keeps one."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from eventdock.config import WriterSettings
+from eventdock.core.events import Event
+from eventdock.core.governance import ViolationRecord
+from eventdock.core.identity import Identity
+from eventdock.store import profiles, violations
+from eventdock.store.database import Database
+from eventdock.store.writer import BatchTransaction
+from eventdock.store.writer_process import encode_frame
 from tests.support.custom_app import custom_app
 from tests.test_limits import INGEST, WriteLock, _until, cdp
 
@@ -170,3 +181,65 @@ async def test_a_writer_process_dying_mid_transaction_answers_503_and_the_next_w
         assert r.headers["Retry-After"]
         r = await c.client.post(INGEST, json={"event.type": "next"}, headers=c.project.headers)
         assert r.status_code == 202, r.text
+
+
+
+_NO_POSTGRESQL = r"""
+import asyncio, io, json, pickle, sys
+
+def postgresql_loaded() -> bool:
+    return any(name.startswith("sqlalchemy.dialects.postgresql") for name in sys.modules)
+
+async def worker(url: str) -> dict:
+    import httpx
+    from asgi_lifespan import LifespanManager
+    from eventdock.app import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(url, migrate_on_start=False))  # as under `eventdock serve`
+    async with LifespanManager(app):
+        _, admin = await app.state.services.tenancy.bootstrap(force_new_key=True)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            headers = {"Authorization": f"Bearer {admin.token}"}
+            project = (await c.post("/api/projects", json={"name": "p"}, headers=headers)).json()["id"]
+            key = (await c.post(f"/api/projects/{project}/keys", json={"name": "k", "scopes": ["*"]}, headers=headers)).json()["token"]
+            r = await c.post(f"/v1/projects/{project}/events", json={"nameEvent": "e", "uuidVisitor": "v"}, headers={"Authorization": f"Bearer {key}"})
+            assert r.status_code == 200, r.text
+    return {"project": project, "postgresql": postgresql_loaded()}
+
+def writer(url: str) -> dict:
+    from eventdock.store.writer_process import serve  # what `python -m eventdock.store.writer_process` runs
+
+    answers = io.BytesIO()
+    serve(url, sys.stdin.buffer, answers)
+    ok, value = pickle.loads(answers.getvalue()[8:])
+    return {"ok": ok, "answer": repr(value), "postgresql": postgresql_loaded()}
+
+mode, url = sys.argv[1], sys.argv[2]
+print(json.dumps(asyncio.run(worker(url)) if mode == "worker" else writer(url)))
+"""
+
+
+def test_a_sqlite_server_never_loads_postgresqls_dialect(tmp_path: Path) -> None:
+    """Neither a SQLite worker nor its writer's process imports PostgreSQL's
+    SQLAlchemy dialect (about 2.7 MB in each, issue 6): JSONB and the upsert
+    are PostgreSQL's only on a PostgreSQL connection. Each runs in a fresh
+    interpreter; the writer's is sent a transaction with every step's work."""
+    url = f"sqlite:///{tmp_path / 'only.db'}"
+    Database(url).migrate()  # here: migrations may name PostgreSQL's types
+
+    def run(mode: str, stdin: bytes = b"") -> dict[str, Any]:
+        root = Path(__file__).resolve().parents[1]
+        done = subprocess.run([sys.executable, "-c", _NO_POSTGRESQL, mode, url], input=stdin, capture_output=True, cwd=root, timeout=60)
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        return json.loads(done.stdout.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+    worker = run("worker")
+    assert worker["postgresql"] is False
+    project = worker["project"]
+    event = Event("e-2", project, "new-name", 1, 1, "cdp", None, b"{}", identity=Identity(identifiers=[("customer_uuid", "v2")]))
+    flagged = ViolationRecord(project, "e-2", "new-name", "cdp", 1, "flagged", [{"message": "m"}], None)
+    transaction = BatchTransaction([event], [flagged], {(project, "new-name")}, [profiles.resolve_profiles], [violations.record_violations])
+    writer = run("writer", encode_frame(transaction))
+    assert writer["ok"] is True, writer["answer"]
+    assert writer["postgresql"] is False

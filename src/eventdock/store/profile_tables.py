@@ -21,7 +21,7 @@ from sqlalchemy import (
     Text,
 )
 
-from eventdock.store.tables import Json, events, metadata
+from eventdock.store.tables import Json, metadata
 
 profiles = Table(
     "profiles",
@@ -53,13 +53,9 @@ profile_identifiers = Table(
     Index("ix_profile_identifiers_profile", "profile_id"),
 )
 
-# Events of one profile, newest first (profile events, ?profile_id= listing).
-# Partial, so that it never serves the writer's id lookups (see migration 0004).
-events_profile_index = Index(
-    "ix_events_project_profile_time",
-    events.c.project_id,
-    events.c.profile_id,
-    events.c.timestamp,
-    postgresql_where=events.c.profile_id.isnot(None),
-    sqlite_where=events.c.profile_id.isnot(None),
-)
+# Events of one profile, newest first (profile events, ?profile_id= listing):
+# ix_events_project_profile_time on events (project_id, profile_id,
+# timestamp) WHERE profile_id IS NOT NULL, made by migration 0004. Partial,
+# so that it never serves the writer's id lookups. It is not mirrored here:
+# a dialect's ``*_where`` option makes SQLAlchemy import that dialect, and a
+# SQLite server would load PostgreSQL's for it (see ``tables.Json``).

@@ -26,7 +26,6 @@ from sqlalchemy import (
     UniqueConstraint,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from eventdock.core.governance import (
@@ -113,8 +112,15 @@ violations = Table(
 
 
 def upsert(conn: AsyncConnection | Connection, table: Table) -> Any:
-    """The dialect's INSERT with ``on_conflict_do_*`` (both back ends spell it alike)."""
-    return (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(table)
+    """The dialect's INSERT with ``on_conflict_do_*`` (both back ends spell it alike).
+
+    Each dialect's module is imported when first used (see ``tables.Json``).
+    """
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert(table)
 
 
 async def bump_version(conn: AsyncConnection, project_id: str) -> None:
