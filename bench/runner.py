@@ -252,7 +252,8 @@ def run_config(config: Config, opts: Options, bodies: workload.Bodies, work_dir:
                         phases[name] = _open_loop_phase(name, server, path, body, project.token, rate, opts, work_dir)
             if opts.overload:
                 # Enough events in flight per worker to pass the writer's queue bound
-                # (200,000 by default), for long enough that it fills and drains.
+                # (WriterSettings.max_queue_events, 10,000 by default; 128 × 2,000
+                # here), for long enough that it fills and drains.
                 connections = opts.overload_connections * config.workers
                 log(f"[{config.label}] overload: {connections} connections × {bodies.overload_size} events")
                 phases["overload"] = _wrk_phase(
