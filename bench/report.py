@@ -2,14 +2,21 @@
 
 Rows are the SPEC §9 figures; a target, where SPEC §9 sets one, is shown
 next to the row so a reader sees at once which figure is short of it.
+
+``python -m bench.report RUN.json`` prints a saved run (``--json``) as the
+same table in Markdown: the README's table is made that way.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bench.runner import Config, Phase, Report
 
@@ -58,19 +65,16 @@ def _overload(phase: Phase | None) -> str:
 def _rss(mb: float, rss_sum_mb: float, limit: float = 200.0) -> str:
     text = f"[yellow]{mb:.0f} MB[/yellow]" if mb > limit else f"{mb:.0f} MB"
     if rss_sum_mb > mb + 0.5:  # a writer process (SQLite): its RSS instead of its USS
-        text += f"\n{rss_sum_mb:.0f} MB adding RSS"
+        text += f"\n({rss_sum_mb:.0f} MB adding RSS)"
     return text
 
 
-def table(report: Report) -> Table:
-    t = Table(title="eventdock benchmark (SPEC §9)", show_lines=True)
-    t.add_column("figure", style="bold")
-    t.add_column("target")
-    for config in report.configs:
-        t.add_column(config.label, justify="right")
+def _rows(report: Report) -> list[tuple[str, str, list[str]]]:
+    """(figure, target, one cell per configuration), cells in rich markup."""
+    rows: list[tuple[str, str, list[str]]] = []
 
     def row(label: str, target: str, cell: Any) -> None:
-        t.add_row(label, target, *(cell(c) for c in report.configs))
+        rows.append((label, target, [cell(c) for c in report.configs]))
 
     p = lambda c, n: c.phases.get(n)  # noqa: E731 - a local shorthand
     row("bare ASGI, CDP-shaped", "", lambda c: _rate(p(c, "bare_cdp")))
@@ -97,8 +101,45 @@ def table(report: Report) -> Table:
     row("overload (writer queue full)", "503, bounded", lambda c: _overload(p(c, "overload")))
     row("peak RSS per worker, overload", "≤ 200 MB", lambda c: _rss(p(c, "overload").peak_rss_mb, p(c, "overload").peak_rss_sum_mb) if p(c, "overload") else "—")
     row("peak RSS per worker, all runs", "≤ 200 MB", lambda c: _rss(c.peak_rss_mb, c.peak_rss_sum_mb))
+    return rows
+
+
+def table(report: Report) -> Table:
+    t = Table(title="eventdock benchmark (SPEC §9)", show_lines=True)
+    t.add_column("figure", style="bold")
+    t.add_column("target")
+    for config in report.configs:
+        t.add_column(config.label, justify="right")
+    for label, target, cells in _rows(report):
+        t.add_row(label, target, *cells)
     return t
+
+
+def markdown(report: Report) -> str:
+    """The same table in Markdown, one line per figure."""
+
+    def plain(cell: str) -> str:
+        return " ".join(Text.from_markup(cell).plain.split())
+
+    lines = [
+        "| figure | target | " + " | ".join(c.label for c in report.configs) + " |",
+        "|---|---|" + "---:|" * len(report.configs),
+    ]
+    for label, target, cells in _rows(report):
+        lines.append(f"| {plain(label)} | {plain(target)} | " + " | ".join(plain(cell) for cell in cells) + " |")
+    return "\n".join(lines)
 
 
 def print_report(report: Report, console: Console) -> None:
     console.print(table(report))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description="A saved run (python -m bench ... --json) as a Markdown table.")
+    parser.add_argument("run", type=Path, help="the JSON document a --json run printed")
+    args = parser.parse_args(argv)
+    print(markdown(Report.from_json(json.loads(args.run.read_text()))))
+
+
+if __name__ == "__main__":
+    main()

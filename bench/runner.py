@@ -102,6 +102,12 @@ class Report:
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Report:
+        """The inverse of ``as_json`` (``python -m bench.report`` reads a saved run)."""
+        configs = [Config(**{**c, "phases": {name: Phase(**phase) for name, phase in c["phases"].items()}}) for c in data["configs"]]
+        return cls(data["command"], data["options"], data["store"], configs)
+
 
 Log = Callable[[str], None]
 

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from sqlalchemy import func, select
 
-from bench import bare, databases, openloop, profile, sqlite_ceiling, store_rate, workload, wrk
+from bench import bare, databases, openloop, profile, runner, sqlite_ceiling, store_rate, workload, wrk
 from bench.servers import WRITER_PROCESS, RssSampler, bare_server, eventdock_server
 from eventdock.store.database import Database
 from eventdock.store.tables import events
@@ -166,6 +166,43 @@ def test_sqlite_ceiling_times_the_writers_json_statement_too(tmp_path: Path) -> 
         assert conn.execute("SELECT count(*), count(DISTINCT id) FROM events").fetchone() == (150, 150)
     finally:
         conn.close()
+
+
+def test_a_saved_run_prints_as_the_readmes_markdown_table(tmp_path: Path) -> None:
+    """``python -m bench.report RUN.json``: the figures of a ``--json`` run, one Markdown line each."""
+
+    def phase(name: str, rate: float, events: float | None = None, note: str = "", codes: dict[str, int] | None = None) -> runner.Phase:
+        return runner.Phase(name, rate, events or rate, 3.7, 26.0, 40.0, 1000, 0, codes or {}, 150.0, 160.0, note)
+
+    config = runner.Config(
+        "sqlite", 2, True,
+        phases={
+            "bare_cdp": phase("bare_cdp", 47346), "bare_generic": phase("bare_generic", 61003),
+            "cdp": phase("cdp", 16003), "generic": phase("generic", 22121),
+            "batch": phase("batch", 228, 113994), "batch_schema": phase("batch_schema", 209, 104677),
+            "cdp_half": phase("cdp_half", 8001, note="offered 8001/s"), "generic_half": phase("generic_half", 11060, note="offered 11060/s"),
+            "overload": runner.Phase("overload", 31, 62405, 50.0, 209.0, 300.0, 600, 0, {"202": 310, "503": 59386}, 196.0, 211.0),
+        },
+        ratios={"cdp_vs_bare": 0.34, "generic_vs_bare": 0.36, "batch_vs_store": 0.75},
+        peak_rss_mb=196.0, peak_rss_sum_mb=211.0,
+    )  # fmt: skip
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps(runner.Report("python -m bench", {}, {"sqlite": {"events_per_s": 152751.0}}, [config]).as_json()))
+    done = subprocess.run([sys.executable, "-m", "bench.report", str(saved)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["| figure | target | sqlite ×2 |", "|---|---|---:|"]
+    for line in (
+        "| CDP single event |  | 16,003 req/s p50 3.7 / p99 26.0 ms |",
+        "| ÷ bare | ≥ 60% | 34% |",
+        "| same, schema on | ≥ 150k SQLite ≥ 100k PG | 104,677 ev/s p50 3.7 / p99 26.0 ms |",
+        "| CDP at ½ max rate (open loop) | p99 ≤ 20 ms | p99 26.0 ms (p50 3.7) offered 8001/s, got 8,001/s |",
+        "| overload (writer queue full) | 503, bounded | 62,405 ev/s stored 59386 × 503, p99 209 ms |",
+        "| peak RSS per worker, overload | ≤ 200 MB | 196 MB (211 MB adding RSS) |",
+    ):
+        assert line in lines
+    assert len(lines) == 2 + 15 and "[" not in done.stdout  # every figure, no rich markup left
+
 
 
 @needs_wrk
