@@ -204,7 +204,6 @@ def test_a_saved_run_prints_as_the_readmes_markdown_table(tmp_path: Path) -> Non
     assert len(lines) == 2 + 15 and "[" not in done.stdout  # every figure, no rich markup left
 
 
-
 @needs_wrk
 def test_a_short_run_prints_the_command_and_every_figure(backend: str) -> None:
     argv = [

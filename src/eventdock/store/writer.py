@@ -58,7 +58,7 @@ log = logging.getLogger("eventdock.writer")
 # transaction runs in one call. On SQLite that call is made in the writer's
 # own process, so there a step must be a module-level function (it travels
 # by name). A step reads an event's ``properties_json``: ``properties`` is
-# None by the time an event reaches the writer (``Pipeline.commit``).
+# None there, and mostly already before (``Pipeline.commit`` lets go of it).
 TransactionStep = Callable[[Connection, list[Event], list[Any]], None]
 CommitListener = Callable[[Sequence[Event]], None]
 
@@ -366,9 +366,9 @@ class BatchTransaction:
     in the writer's process (``store/writer_process.py``), so it pickles
     compactly: each event as a tuple of its columns, its properties as the
     JSON already encoded for the row and its identity as ``normalise`` found
-    it. No event here has its properties as a dict any more (``Pipeline.commit``
-    let go of them; rebuilding 4,000 of them cost the writer's serial path
-    ~13 ms a batch, bench/PROFILE.md). The steps travel by name.
+    it, never its properties as a dict (``Pipeline.commit`` has mostly let
+    go of them already; rebuilding 4,000 of them cost the writer's serial
+    path ~13 ms a batch, bench/PROFILE.md). The steps travel by name.
     """
 
     __slots__ = ("events", "records", "unknown", "before", "after")
