@@ -30,9 +30,9 @@ import msgspec
 from eventdock.app import create_app
 from eventdock.config import Settings
 from eventdock.core.events import Event, format_ms, now_ms
-from eventdock.store.writer import BatchTransaction
 from eventdock.store.database import Database
 from eventdock.store.tenancy import Tenancy
+from eventdock.store.writer import BatchTransaction
 from eventdock.store.writer_connection import connect_writer
 
 DAY = 86_400_000

@@ -25,8 +25,8 @@ from sqlalchemy import insert
 from eventdock.config import Limits
 from eventdock.core.events import Draft, Event, new_event_id, normalise, now_ms
 from eventdock.store.database import Database
-from eventdock.store.writer import BatchTransaction
 from eventdock.store.tables import projects
+from eventdock.store.writer import BatchTransaction
 from eventdock.store.writer_connection import connect_writer
 
 
