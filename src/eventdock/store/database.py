@@ -112,7 +112,8 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if "engine" in self.__dict__:  # made on first use; nothing to dispose of otherwise
+            await self.engine.dispose()
 
     # -- migrations --------------------------------------------------------
 
