@@ -208,7 +208,12 @@ class _WriterProcess:
             fcntl.fcntl(popen.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         loop = asyncio.get_running_loop()
         answers = asyncio.StreamReader(limit=2**32)
-        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(answers), popen.stdout)
+        try:
+            transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(answers), popen.stdout)
+        except BaseException:
+            popen.kill()  # nothing will ever read its answers
+            popen.stdin.close()
+            raise
         return cls(popen, answers, transport)
 
     async def exchange(self, frame: bytes) -> bytes:

@@ -17,10 +17,12 @@ its GIL.
 A frame is an 8-byte big-endian length and that many bytes of pickle. The
 worker keeps the cross-process writer lock (``writer_lock.py``) around
 each frame it sends, so the transactions of several workers still take
-turns without SQLite's busy handler. The process ignores SIGINT and SIGTERM
-(a Ctrl-C reaches the whole process group, and the worker still has
-batches to commit through it) and exits when its input ends: when the
-worker closes it, or when the worker dies.
+turns without SQLite's busy handler. The process runs in a session of
+its own, so a Ctrl-C at the server's terminal does not reach it, and
+ignores SIGINT and SIGTERM sent to it anyway (a service manager such as
+systemd signals every process of the service at once, while the worker
+still has batches to commit through it). It exits when its input ends:
+when the worker closes it, or when the worker dies.
 """
 
 from __future__ import annotations
