@@ -183,7 +183,6 @@ async def test_a_writer_process_dying_mid_transaction_answers_503_and_the_next_w
         assert r.status_code == 202, r.text
 
 
-
 _NO_POSTGRESQL = r"""
 import asyncio, io, json, pickle, sys
 
@@ -208,11 +207,11 @@ async def worker(url: str) -> dict:
     return {"project": project, "postgresql": postgresql_loaded()}
 
 def writer(url: str) -> dict:
-    from eventdock.store.writer_process import serve  # what `python -m eventdock.store.writer_process` runs
+    from eventdock.store.writer_process import HEADER, serve  # what `python -m eventdock.store.writer_process` runs
 
     answers = io.BytesIO()
     serve(url, sys.stdin.buffer, answers)
-    ok, value = pickle.loads(answers.getvalue()[8:])
+    ok, value = pickle.loads(answers.getvalue()[HEADER.size:])
     return {"ok": ok, "answer": repr(value), "postgresql": postgresql_loaded()}
 
 mode, url = sys.argv[1], sys.argv[2]
