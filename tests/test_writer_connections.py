@@ -4,9 +4,12 @@ of one process commit at once; SQLite admits one writer and keeps one."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +25,7 @@ from eventdock.core.identity import Identity
 from eventdock.store import profiles, violations
 from eventdock.store.database import Database
 from eventdock.store.writer import BatchTransaction
-from eventdock.store.writer_process import encode_frame
+from eventdock.store.writer_process import CHECKPOINT_AFTER_CHANGES, encode_frame
 from tests.support.custom_app import custom_app
 from tests.test_limits import INGEST, WriteLock, _until, cdp
 
@@ -115,14 +118,6 @@ async def test_while_a_transaction_commits_the_next_batch_waits_to_gather(tmp_pa
         assert [t.status_code for t in await asyncio.gather(*waiting)] == [202] * 3
 
 
-def _state(pid: int) -> str | None:
-    """The process's state letter from /proc (Z: a zombie), None once it is gone."""
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
-
-
 def _writer_processes(database_url: str) -> list[int]:
     """This test process's SQLite writer processes for this database, from /proc."""
     found = []
@@ -150,9 +145,11 @@ async def test_a_writer_process_that_died_is_replaced(tmp_path: Path) -> None:
         assert r.status_code == 202, r.text
         (first,) = _writer_processes(c.database_url)
         os.kill(first, signal.SIGKILL)
-        # Dead, i.e. a zombie waiting to be reaped: its command line empties
-        # earlier, while it is still exiting, and a frame sent then is lost.
-        await _until(lambda: _state(first) in ("Z", None))
+        # Dead, i.e. waiting to be reaped (peeked at, not reaped, so that the
+        # worker sees it): its command line empties earlier, and its main
+        # thread is a zombie while its checkpointer thread still exits, and a
+        # frame sent then is lost.
+        await _until(lambda: os.waitid(os.P_PID, first, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None)
         r = await c.client.post(INGEST, json={"event.id": "after", "event.type": "a"}, headers=c.project.headers)
         assert r.status_code == 202, r.text
         (second,) = _writer_processes(c.database_url)
@@ -181,6 +178,30 @@ async def test_a_writer_process_dying_mid_transaction_answers_503_and_the_next_w
         assert r.headers["Retry-After"]
         r = await c.client.post(INGEST, json={"event.type": "next"}, headers=c.project.headers)
         assert r.status_code == 202, r.text
+
+
+async def test_the_writer_process_copies_the_wal_into_the_database_file_without_a_commit_waiting(tmp_path: Path) -> None:
+    """Past ``CHECKPOINT_AFTER_CHANGES`` rows the writer process's own thread
+    checkpoints the WAL, well before the 1,000 pages at which SQLite would
+    make a COMMIT do it: the database file read alone, without its WAL,
+    soon holds every acknowledged event."""
+    async with custom_app("sqlite", tmp_path) as c:
+        batch = [{"event.type": "checkpointed", "n": n} for n in range(CHECKPOINT_AFTER_CHANGES + 500)]
+        r = await c.client.post(INGEST, json=batch, headers=c.project.headers)
+        assert r.status_code == 202, r.text
+        database = Path(c.database_url.removeprefix("sqlite:///"))
+        copy = tmp_path / "database-file-alone.db"
+
+        def stored_in_the_file_alone() -> int:
+            shutil.copyfile(database, copy)  # without -wal and -shm: what the checkpoints copied
+            try:
+                with contextlib.closing(sqlite3.connect(copy)) as conn:
+                    return conn.execute("SELECT count(*) FROM events WHERE name = 'checkpointed'").fetchone()[0]  # type: ignore[no-any-return]
+            except sqlite3.DatabaseError:  # copied while a checkpoint was writing it
+                return -1
+
+        await _until(lambda: stored_in_the_file_alone() == len(batch))
+        assert database.with_name(database.name + "-wal").stat().st_size < 1000 * 4096
 
 
 _NO_POSTGRESQL = r"""

@@ -23,6 +23,10 @@ ignores SIGINT and SIGTERM sent to it anyway (a service manager such as
 systemd signals every process of the service at once, while the worker
 still has batches to commit through it). It exits when its input ends:
 when the worker closes it, or when the worker dies.
+
+A thread of the process copies the WAL back into the database file
+(``Checkpointer``), so that no COMMIT, and no request waiting for one,
+pays for that.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import sqlite3
 import struct
 import sys
+import threading
 from typing import IO, Any
 
 HEADER = struct.Struct("!Q")
@@ -55,12 +61,83 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
     return data if data is not None and len(data) == size else None
 
 
+# Rows changed (sqlite3's ``total_changes``) between two checkpoints. With
+# single events' transactions of ~30 rows each COMMIT adds ~30 pages to the
+# WAL, so ~3,000 pages lie between checkpoints; with 500-event batches
+# ~570 (bench/PROFILE.md, tenth session). SQLite's own default is 1,000 pages.
+CHECKPOINT_AFTER_CHANGES = 3_000
+# Pages of WAL after which a COMMIT checkpoints by itself, should the
+# checkpointer fall behind (40 MB).
+BACKSTOP_CHECKPOINT_PAGES = 10_000
+
+
+class Checkpointer:
+    """Copies the WAL back into the database on a thread of its own (issue 6).
+
+    Left to itself, the COMMIT that takes the WAL past 1,000 pages copies
+    them into the database file and fsyncs it before it returns, and every
+    request of that batch waits. Here, once the writer has changed
+    ``CHECKPOINT_AFTER_CHANGES`` rows since the last time, a thread with its
+    own connection runs a PASSIVE checkpoint while the next transaction is
+    written (sqlite3 lets go of the GIL around SQLite's work): 500-event
+    batches ~10 % faster, single events unchanged (bench/PROFILE.md). A
+    passive checkpoint takes no lock a writer needs; once it has copied
+    every frame, the next writer starts the WAL again from its beginning.
+    The writer's autocheckpoint stays as the backstop
+    (``BACKSTOP_CHECKPOINT_PAGES``).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._due = threading.Event()
+        self._stopping = False
+        self._changes_at_last = 0
+        self._thread = threading.Thread(target=self._run, name="eventdock-checkpointer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def committed(self, changes: int) -> None:
+        """After each COMMIT; ``changes``: the writer connection's ``total_changes``."""
+        if changes < self._changes_at_last:  # a new writer connection counts from 0
+            self._changes_at_last = 0
+        if changes - self._changes_at_last >= CHECKPOINT_AFTER_CHANGES:
+            self._changes_at_last = changes
+            self._due.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._due.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA synchronous=FULL")  # the database file is fsync'd before the WAL starts again
+            while True:
+                self._due.wait()
+                self._due.clear()
+                if self._stopping:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:  # e.g. the file is gone; a later commit asks again, and the backstop holds
+                    pass
+        finally:
+            conn.close()
+
+
 def serve(url: str, frames_in: IO[bytes], frames_out: IO[bytes]) -> None:
     from eventdock.store.database import Database
 
-    engine = Database(url).blocking_engine()
+    db = Database(url)
+    engine = db.blocking_engine()
+    path = db.url.database
+    checkpointer = Checkpointer(path) if path not in (None, "", ":memory:") else None
     conn = None
     try:
+        if checkpointer is not None:
+            checkpointer.start()
         while (head := _read_exactly(frames_in, HEADER.size)) is not None:
             payload = _read_exactly(frames_in, HEADER.unpack(head)[0])
             if payload is None:
@@ -69,9 +146,13 @@ def serve(url: str, frames_in: IO[bytes], frames_out: IO[bytes]) -> None:
                 transaction = pickle.loads(payload)
                 if conn is None:
                     conn = engine.connect().execution_options(eventdock_write=True)  # BEGIN IMMEDIATE
+                    if checkpointer is not None:
+                        conn.connection.driver_connection.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
                 with conn.begin():
                     # Encoded before COMMIT: a result that cannot travel rolls back.
                     reply = encode_frame((True, transaction(conn)))
+                if checkpointer is not None:
+                    checkpointer.committed(conn.connection.driver_connection.total_changes)
             except Exception as exc:  # noqa: BLE001 - the worker raises it for the batch
                 if conn is not None:
                     try:
@@ -85,6 +166,8 @@ def serve(url: str, frames_in: IO[bytes], frames_out: IO[bytes]) -> None:
     finally:
         if conn is not None:
             conn.close()
+        if checkpointer is not None:
+            checkpointer.stop()
         engine.dispose()
 
 
