@@ -109,7 +109,8 @@ class Checkpointer:
     def stop(self) -> None:
         self._stopping = True
         self._due.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def _run(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None)
@@ -134,7 +135,7 @@ def serve(url: str, frames_in: IO[bytes], frames_out: IO[bytes]) -> None:
     db = Database(url)
     engine = db.blocking_engine()
     path = db.url.database
-    checkpointer = Checkpointer(path) if path not in (None, "", ":memory:") else None
+    checkpointer = Checkpointer(path) if path and path != ":memory:" else None
     conn = None
     try:
         if checkpointer is not None:
