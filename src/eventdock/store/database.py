@@ -40,6 +40,8 @@ class Database:
         self.backend = backend
         self.is_sqlite = backend == "sqlite"
         self.pool_size = pool_size
+        # The SQLite database's file; None on PostgreSQL and for an in-memory database.
+        self.sqlite_file: str | None = parsed.database if self.is_sqlite and parsed.database not in (None, "", ":memory:") else None
 
     @functools.cached_property
     def engine(self) -> AsyncEngine:
@@ -89,9 +91,7 @@ class Database:
 
     def writer_lock_path(self) -> str | None:
         """Where the group-commit writers of every process serialise (file SQLite only)."""
-        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
-            return f"{self.url.database}.writer-lock"
-        return None
+        return None if self.sqlite_file is None else f"{self.sqlite_file}.writer-lock"
 
     def blocking_engine(self) -> Engine:
         """A plain (non-asyncio) engine on the same database, set up alike: for
@@ -122,8 +122,8 @@ class Database:
         from alembic import command
         from alembic.config import Config
 
-        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
-            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        if self.sqlite_file is not None:
+            Path(self.sqlite_file).parent.mkdir(parents=True, exist_ok=True)
         engine = self.blocking_engine()
         try:
             with engine.connect() as conn:

@@ -134,8 +134,7 @@ def serve(url: str, frames_in: IO[bytes], frames_out: IO[bytes]) -> None:
 
     db = Database(url)
     engine = db.blocking_engine()
-    path = db.url.database
-    checkpointer = Checkpointer(path) if path and path != ":memory:" else None
+    checkpointer = None if db.sqlite_file is None else Checkpointer(db.sqlite_file)
     conn = None
     try:
         if checkpointer is not None:
@@ -148,13 +147,14 @@ def serve(url: str, frames_in: IO[bytes], frames_out: IO[bytes]) -> None:
                 transaction = pickle.loads(payload)
                 if conn is None:
                     conn = engine.connect().execution_options(eventdock_write=True)  # BEGIN IMMEDIATE
+                    sqlite_conn = conn.connection.driver_connection
                     if checkpointer is not None:
-                        conn.connection.driver_connection.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
+                        sqlite_conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
                 with conn.begin():
                     # Encoded before COMMIT: a result that cannot travel rolls back.
                     reply = encode_frame((True, transaction(conn)))
                 if checkpointer is not None:
-                    checkpointer.committed(conn.connection.driver_connection.total_changes)
+                    checkpointer.committed(sqlite_conn.total_changes)
             except Exception as exc:  # noqa: BLE001 - the worker raises it for the batch
                 if conn is not None:
                     try:
