@@ -111,6 +111,7 @@ async def test_property_groups_crud_patch_replaces_properties(client: httpx.Asyn
     [
         ([prop("   ")], "properties__0__name", "This field may not be blank."),
         ([prop("x" * 201)], "properties__0__name", "Property name must be 200 characters or less"),
+        ([prop("a", description=None)], "properties__0__description", "This field may not be null."),
         ([prop("a"), prop("a ")], "properties", "A property named 'a' already exists in this group"),
         ([prop("a", "Text")], "properties__0__property_type", '"Text" is not a valid choice.'),
         ([prop("a", rules={"enum": []})], "properties__0__validation_rules", "enum must not be empty"),
@@ -137,7 +138,8 @@ async def test_property_validation_errors(client: httpx.AsyncClient, project: Pr
     r = await client.post(f"{base(project)}/schema_property_groups/", json={"name": "g", "properties": properties}, headers=project.headers)
     assert r.status_code == 400, r.text
     # DRF-exceptions-hog renders a serializer's ValidationError code "invalid" as "invalid_input".
-    code = {"This field may not be blank.": "blank", '"Text" is not a valid choice.': "invalid_choice"}.get(detail, "invalid_input")
+    codes = {"This field may not be blank.": "blank", "This field may not be null.": "null", '"Text" is not a valid choice.': "invalid_choice"}
+    code = codes.get(detail, "invalid_input")
     assert r.json() == {"type": "validation_error", "code": code, "detail": detail, "attr": attr}
 
 

@@ -66,7 +66,7 @@ async def create_definition(project_id: str, request: Request) -> Response:
     errors: list[FieldError] = []
     limit = services(request).settings.limits.max_name_length
     name = forms.text(body.data, "name", (), errors, required=True, max_length=limit)
-    description = forms.text(body.data, "description", (), errors, required=False, max_length=10_000, blank=True) or ""
+    description = forms.text(body.data, "description", (), errors, required=False, max_length=10_000, blank=True, allow_null=True) or ""
     mode = forms.choice(body.data, "enforcement_mode", forms.ENFORCEMENT_MODES, (), errors, required=False) or "allow"
     check_fields(errors)
     assert name is not None
@@ -132,7 +132,7 @@ async def update_definition(project_id: str, definition_id: str, request: Reques
     errors: list[FieldError] = []
     changes: dict[str, Any] = {}
     if "description" in body.data:
-        changes["description"] = forms.text(body.data, "description", (), errors, required=False, max_length=10_000, blank=True) or ""
+        changes["description"] = forms.text(body.data, "description", (), errors, required=False, max_length=10_000, blank=True, allow_null=True) or ""
     if "enforcement_mode" in body.data:
         changes["enforcement_mode"] = forms.choice(body.data, "enforcement_mode", forms.ENFORCEMENT_MODES, (), errors, required=True)
     check_fields(errors)

@@ -159,14 +159,25 @@ def maybe_json(value: Any) -> Any:
     return value
 
 
-def text(data: dict[str, Any], key: str, path: tuple[str | int, ...], errors: list[FieldError], *, required: bool, max_length: int, blank: bool = False) -> str | None:
+def text(
+    data: dict[str, Any],
+    key: str,
+    path: tuple[str | int, ...],
+    errors: list[FieldError],
+    *,
+    required: bool,
+    max_length: int,
+    blank: bool = False,
+    allow_null: bool = False,
+) -> str | None:
+    """DRF's CharField: ``blank`` allows "", ``allow_null`` takes null as ""."""
     if key not in data:
         if required:
             errors.append(error((*path, key), "This field is required.", "required"))
         return None
     value = data[key]
     if value is None:
-        if blank:
+        if allow_null:
             return ""
         errors.append(error((*path, key), "This field may not be null.", "null"))
         return None
