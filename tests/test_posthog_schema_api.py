@@ -102,12 +102,19 @@ async def test_create_with_invalid_properties(client: httpx.AsyncClient, project
     assert (await client.get(f"{base(project)}/schema_property_groups/", headers=project.headers)).json()["count"] == 0
 
 
-async def test_property_type_any_is_stored_and_listed(client: httpx.AsyncClient, project: Project) -> None:
-    """PostHog's current SchemaPropertyType has ``Any`` (schema value validation): a property of it is stored and listed."""
-    g = await group(client, project, "anything", [prop("payload", "Any")])
-    assert g["properties"][0]["property_type"] == "Any"
-    r = await client.get(f"{base(project)}/schema_property_groups/{g['id']}/", headers=project.headers)
-    assert r.json()["properties"][0]["property_type"] == "Any"
+async def test_property_type_any_is_stored_listed_and_typed(client: httpx.AsyncClient, project: Project) -> None:
+    """PostHog's current SchemaPropertyType has ``Any`` (schema value validation): a property of it is
+    stored and listed, and the generated types say "anything" (TypeScript ``unknown``, Python ``Any``)."""
+    g = await group(client, project, "anything", [prop("payload", "Any"), prop("extra", "Any", required=False)])
+    assert [p["property_type"] for p in g["properties"]] == ["Any", "Any"]
+    r = await client.get(f"{base(project)}/schema_property_groups/", headers=project.headers)
+    assert [p["property_type"] for p in r.json()["results"][0]["properties"]] == ["Any", "Any"]
+    d = await define(client, project, "loose")
+    await attach(client, project, d["id"], g["id"])
+    ts = (await client.get(f"{base(project)}/event_definitions/{d['id']}/typescript", headers=project.headers)).text
+    assert "  payload: unknown;" in ts and "  extra?: unknown;" in ts
+    py = (await client.get(f"{base(project)}/event_definitions/{d['id']}/python", headers=project.headers)).text
+    assert '"payload": Any,' in py and '"extra": NotRequired[Any],' in py
 
 
 async def test_create_event_schema_has_the_seed_keys(client: httpx.AsyncClient, project: Project) -> None:
