@@ -1,6 +1,6 @@
 """Event schemas API, PostHog-compatible (SPEC §5, seed 001).
 
-    /api/projects/{project_id}/event_definitions/[{id}/[typescript|python]]
+    /api/projects/{project_id}/event_definitions/...      (event_schemas_definitions)
     /api/projects/{project_id}/schema_property_groups/[{id}/]
     /api/projects/{project_id}/event_schemas/[{id}/]
     /api/projects/{project_id}/violations[/{id}/replay]   (event_schemas_violations)

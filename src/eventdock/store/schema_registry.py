@@ -41,13 +41,13 @@ def does_not_exist(field: str, value: Any) -> InvalidInput:
     return InvalidInput(errors=[FieldError((field,), f'Invalid pk "{value}" - object does not exist.', value, code="does_not_exist")])
 
 
-def _unique(field: str | None, message: str, code: str = "unique") -> InvalidInput:
-    return InvalidInput(errors=[FieldError((field,) if field else (), message, code=code)])
+def _unique(field: str | None, message: str) -> InvalidInput:
+    return InvalidInput(errors=[FieldError((field,) if field else (), message, code="unique")])
 
 
 def _group_name_taken(message: str) -> InvalidInput:
     """PostHog raises it as a plain ValidationError on ``name`` (code ``invalid``)."""
-    return _unique("name", message, code="invalid")
+    return InvalidInput(errors=[FieldError(("name",), message, code="invalid")])
 
 
 class SchemaRegistry:
