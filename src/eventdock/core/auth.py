@@ -83,7 +83,7 @@ class Principal:
     def require(self, scope: str, project_id: str | None = None) -> None:
         """Raise unless this key may use ``scope`` on ``project_id``."""
         if project_id is not None and self.project_id is not None and project_id != self.project_id:
-            raise PermissionDenied("This API key is not allowed to access this project.")
+            raise PermissionDenied("This API key is not allowed to access this project.", other_project=True)
         if project_id is None and scope == "admin" and not self.is_admin:
             raise PermissionDenied("Only an admin key may manage projects.", missing_scope=None)
         if not self.has_scope(scope):

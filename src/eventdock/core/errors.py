@@ -86,11 +86,13 @@ class PermissionDenied(EventdockError):
     code = "permission_denied"
     default_message = "You do not have permission to perform this action."
 
-    def __init__(self, message: str = "", *, missing_scope: str | None = None) -> None:
+    def __init__(self, message: str = "", *, missing_scope: str | None = None, other_project: bool = False) -> None:
         if missing_scope and not message:
             message = f"API key missing required scope '{missing_scope}'"
         super().__init__(message)
         self.missing_scope = missing_scope
+        # The key belongs to another project (a dialect may word this its own way).
+        self.other_project = other_project
 
 
 class NotFound(EventdockError):

@@ -36,7 +36,7 @@ from eventdock.core.events import Event, public
 
 log = logging.getLogger("eventdock.governance")
 
-PROPERTY_TYPES = ("DateTime", "String", "Numeric", "Boolean", "Object")
+PROPERTY_TYPES = ("DateTime", "String", "Numeric", "Boolean", "Object", "Any")
 MISSING_REQUIRED = "missing_required"
 TYPE_MISMATCH = "type_mismatch"
 RULE_VIOLATION = "rule_violation"
@@ -172,7 +172,22 @@ TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "Boolean": _is_boolean,
     "DateTime": _is_datetime,
     "Object": _is_object,
+    "Any": _is_string,  # every non-null value
 }
+# Types every non-null value satisfies: no type check is compiled for them.
+_UNCHECKED = frozenset({"String", "Any"})
+_encode_json = msgspec.json.Encoder().encode
+
+
+def shown_value(value: Any) -> Any:
+    """A violation's ``actual_value``: objects and arrays as compact JSON text,
+    as PostHog's ingestion warnings show them; anything else as it came."""
+    if isinstance(value, (dict, list)):
+        try:
+            return _encode_json(value).decode()
+        except (TypeError, ValueError, OverflowError):
+            return str(value)
+    return value
 
 
 def _as_text(value: Any) -> str:
@@ -247,16 +262,21 @@ class _Alternative:
 
 
 def _property_check(name: str, required: bool, alternatives: list[_Alternative]) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
-    """One property: present/non-null, any type alternative, its rules."""
-    expected = sorted({a.property_type for a in alternatives})
+    """One property: present and non-null if required; when present, of one
+    of its types (required or not, as PostHog's ingestion checks it); then
+    the rules of a type it matches. Everything is decided here, once per
+    schema version, so an event pays a lookup and a call or two."""
+    expected = list(dict.fromkeys(a.property_type for a in alternatives))  # as the groups declare them
+    check_type = not any(a.property_type in _UNCHECKED or a.property_type not in TYPE_CHECKS for a in alternatives)
     typed = tuple(a.type_ok for a in alternatives)
-    any_type = any(a.property_type == "String" for a in alternatives)
     ruled = tuple((a.type_ok, a.rule) for a in alternatives)
     has_rules = any(a.rule is not None for a in alternatives)
     expected_text = " or ".join(expected)
 
     def error(reason: str, value: Any, message: str) -> dict[str, Any]:
-        return {"property": name, "reason": reason, "expected_types": expected, "actual_value": value, "message": message}
+        return {"property": name, "reason": reason, "expected_types": expected, "actual_value": shown_value(value), "message": message}
+
+    missing = error(MISSING_REQUIRED, None, f"{MISSING_REQUIRED}: required property '{name}' is missing or null")
 
     def type_error(value: Any) -> dict[str, Any]:
         kind = type(value).__name__ if not isinstance(value, (dict, list)) else ("object" if isinstance(value, dict) else "array")
@@ -265,14 +285,11 @@ def _property_check(name: str, required: bool, alternatives: list[_Alternative])
     if len(alternatives) == 1:
         # The usual case, without the loops: one type, maybe one rule.
         type_ok, rule = alternatives[0].type_ok, alternatives[0].rule
-        check_type = required and not any_type
 
         def check_one(properties: dict[str, Any]) -> dict[str, Any] | None:
             value = properties.get(name)
             if value is None:
-                if required:
-                    return error(MISSING_REQUIRED, None, f"{MISSING_REQUIRED}: required property '{name}' is missing or null")
-                return None
+                return dict(missing) if required else None
             if check_type and not type_ok(value):
                 return type_error(value)
             if rule is not None:
@@ -286,10 +303,8 @@ def _property_check(name: str, required: bool, alternatives: list[_Alternative])
     def check(properties: dict[str, Any]) -> dict[str, Any] | None:
         value = properties.get(name)
         if value is None:
-            if required:
-                return error(MISSING_REQUIRED, None, f"{MISSING_REQUIRED}: required property '{name}' is missing or null")
-            return None
-        if required and not any_type and not any(ok(value) for ok in typed):
+            return dict(missing) if required else None
+        if check_type and not any(ok(value) for ok in typed):
             return type_error(value)
         if has_rules:
             reasons = []
@@ -318,7 +333,8 @@ def compile_schema(schema: EventSchema) -> EventCheck:
     merged: dict[str, tuple[bool, list[_Alternative]]] = {}
     for prop in schema.properties:
         required, alternatives = merged.get(prop.name, (False, []))
-        alternatives.append(_Alternative(prop.property_type, TYPE_CHECKS[prop.property_type], compile_rules(prop.property_type, prop.validation_rules)))
+        type_ok = TYPE_CHECKS.get(prop.property_type, _is_string)  # a type this version does not know passes, as in PostHog
+        alternatives.append(_Alternative(prop.property_type, type_ok, compile_rules(prop.property_type, prop.validation_rules)))
         merged[prop.name] = (required or prop.is_required, alternatives)
     checks = tuple(_property_check(name, req, alts) for name, (req, alts) in sorted(merged.items()))
 
@@ -468,4 +484,5 @@ __all__ = [
     "compile_project",
     "compile_schema",
     "field_errors",
+    "shown_value",
 ]

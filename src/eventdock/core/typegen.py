@@ -23,6 +23,7 @@ TS_TYPES = {
     "Boolean": "boolean",
     "DateTime": "string | number",
     "Object": "Record<string, unknown> | unknown[]",
+    "Any": "unknown",
 }
 PY_TYPES = {
     "String": "str",
@@ -30,6 +31,7 @@ PY_TYPES = {
     "Boolean": "bool",
     "DateTime": "str | float",
     "Object": "dict[str, Any] | list[Any]",
+    "Any": "Any",
 }
 _IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 

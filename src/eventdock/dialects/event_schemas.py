@@ -1,6 +1,6 @@
 """Event schemas API, PostHog-compatible (SPEC §5, seed 001).
 
-    /api/projects/{project_id}/event_definitions/[{id}/[typescript|python]]
+    /api/projects/{project_id}/event_definitions/...      (event_schemas_definitions)
     /api/projects/{project_id}/schema_property_groups/[{id}/]
     /api/projects/{project_id}/event_schemas/[{id}/]
     /api/projects/{project_id}/violations[/{id}/replay]   (event_schemas_violations)
@@ -19,7 +19,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from eventdock.core import typegen
 from eventdock.core.errors import FieldError, InvalidInput, NotFound
 from eventdock.core.events import format_ms
 from eventdock.dialects import event_schemas_forms as forms
@@ -60,7 +59,7 @@ def schemas_changed(svc: Services, project_id: str) -> None:
     svc.writer.forget_definitions(project_id)
 
 
-def _not_found() -> NotFound:
+def not_found() -> NotFound:
     return NotFound("Not found.")
 
 
@@ -80,7 +79,7 @@ def definition_out(row: dict[str, Any]) -> dict[str, Any]:
         "last_seen_at": _time(row["last_seen_at"]),
         "volume": row["volume"],
         "enforcement_mode": row["enforcement_mode"],
-        "created_by": row["created_by"],
+        "created_by": forms.user_basic(row["created_by"]),
     }
 
 
@@ -106,11 +105,12 @@ def group_out(row: dict[str, Any]) -> dict[str, Any]:
         "events": row["events"],
         "created_at": _time(row["created_at"]),
         "updated_at": _time(row["updated_at"]),
-        "created_by": row["created_by"],
+        "created_by": forms.user_basic(row["created_by"]),
     }
 
 
 def schema_out(row: dict[str, Any]) -> dict[str, Any]:
+    """Exactly the seed's keys (PostHog's EventSchemaSerializer has no ``created_by``)."""
     return {
         "id": row["id"],
         "event_definition": row["event_definition_id"],
@@ -118,111 +118,12 @@ def schema_out(row: dict[str, Any]) -> dict[str, Any]:
         "property_group_id": row["property_group_id"],
         "created_at": _time(row["created_at"]),
         "updated_at": _time(row["updated_at"]),
-        "created_by": row["created_by"],
     }
 
 
-def _check(errors: list[FieldError]) -> None:
+def check_fields(errors: list[FieldError]) -> None:
     if errors:
         raise InvalidInput(errors=errors)
-
-
-# -- event definitions --------------------------------------------------------
-
-
-@route("/event_definitions", ["GET"], "List event definitions")
-async def list_definitions(project_id: str, request: Request) -> Response:
-    await forms.authorise_body(request, READ, project_id)
-    limit, offset = page_params(request)
-    count, rows = await registry(request).list_definitions(project_id, search=request.query_params.get("search") or None, limit=limit, offset=offset)
-    return json_response(page(request, [definition_out(r) for r in rows], count, limit, offset))
-
-
-@route("/event_definitions", ["POST"], "Create a (planned) event definition")
-async def create_definition(project_id: str, request: Request) -> Response:
-    body = await forms.read_form(request)
-    principal = await forms.authorise_body(request, WRITE, project_id, body)
-    errors: list[FieldError] = []
-    limit = services(request).settings.limits.max_name_length
-    name = forms.text(body.data, "name", (), errors, required=True, max_length=limit)
-    description = forms.text(body.data, "description", (), errors, required=False, max_length=10_000, blank=True) or ""
-    mode = forms.choice(body.data, "enforcement_mode", forms.ENFORCEMENT_MODES, (), errors, required=False) or "allow"
-    _check(errors)
-    assert name is not None
-    reg = registry(request)
-    new_id = await reg.create_definition(project_id, name=name, description=description, mode=mode, created_by=forms.created_by(principal))
-    schemas_changed(services(request), project_id)
-    row = await reg.get_definition(project_id, new_id)
-    assert row is not None
-    return json_response(definition_out(row), 201)
-
-
-@route("/event_definitions/{definition_id}", ["GET"], "Retrieve an event definition")
-async def get_definition(project_id: str, definition_id: str, request: Request) -> Response:
-    await forms.authorise_body(request, READ, project_id)
-    row = await registry(request).get_definition(project_id, definition_id)
-    if row is None:
-        raise _not_found()
-    return json_response(definition_out(row))
-
-
-@route("/event_definitions/{definition_id}", ["PATCH"], "Update an event definition's description or enforcement mode")
-async def update_definition(project_id: str, definition_id: str, request: Request) -> Response:
-    body = await forms.read_form(request)
-    await forms.authorise_body(request, WRITE, project_id, body)
-    errors: list[FieldError] = []
-    changes: dict[str, Any] = {}
-    if "description" in body.data:
-        changes["description"] = forms.text(body.data, "description", (), errors, required=False, max_length=10_000, blank=True) or ""
-    if "enforcement_mode" in body.data:
-        changes["enforcement_mode"] = forms.choice(body.data, "enforcement_mode", forms.ENFORCEMENT_MODES, (), errors, required=True)
-    _check(errors)
-    reg = registry(request)
-    if not await reg.update_definition(project_id, definition_id, changes):
-        raise _not_found()
-    if "enforcement_mode" in changes:
-        schemas_changed(services(request), project_id)
-    row = await reg.get_definition(project_id, definition_id)
-    if row is None:
-        raise _not_found()
-    return json_response(definition_out(row))
-
-
-@route("/event_definitions/{definition_id}", ["DELETE"], "Delete an event definition and its schemas")
-async def delete_definition(project_id: str, definition_id: str, request: Request) -> Response:
-    await forms.authorise_body(request, WRITE, project_id)
-    if not await registry(request).delete_definition(project_id, definition_id):
-        raise _not_found()
-    schemas_changed(services(request), project_id)
-    return Response(status_code=204)
-
-
-async def _typed_properties(request: Request, project_id: str, definition_id: str) -> tuple[str, list[typegen.TypedProperty]]:
-    await forms.authorise_body(request, READ, project_id)
-    reg = registry(request)
-    row = await reg.get_definition(project_id, definition_id)
-    if row is None:
-        raise _not_found()
-    _, schemas = await reg.list_schemas(project_id, definition_id=definition_id, limit=10_000, offset=0)
-    props = [
-        typegen.TypedProperty(p["name"], p["property_type"], bool(p["is_required"]), bool(p["is_optional_in_types"]), p["description"])
-        for s in schemas
-        if s["property_group"]
-        for p in s["property_group"]["properties"]
-    ]
-    return row["name"], props
-
-
-@route("/event_definitions/{definition_id}/typescript", ["GET"], "TypeScript type definitions for the event's properties")
-async def definition_typescript(project_id: str, definition_id: str, request: Request) -> Response:
-    name, props = await _typed_properties(request, project_id, definition_id)
-    return Response(typegen.typescript(name, props), media_type="text/plain; charset=utf-8")
-
-
-@route("/event_definitions/{definition_id}/python", ["GET"], "Python TypedDict for the event's properties")
-async def definition_python(project_id: str, definition_id: str, request: Request) -> Response:
-    name, props = await _typed_properties(request, project_id, definition_id)
-    return Response(typegen.python(name, props), media_type="text/plain; charset=utf-8")
 
 
 # -- property groups ----------------------------------------------------------
@@ -237,7 +138,7 @@ def _group_fields(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
         out["description"] = forms.text(data, "description", (), errors, required=False, max_length=10_000, blank=True) or ""
     if not partial or "properties" in data:
         out["properties"] = forms.properties(data.get("properties"), errors)
-    _check(errors)
+    check_fields(errors)
     return out
 
 
@@ -266,7 +167,7 @@ async def get_group(project_id: str, group_id: str, request: Request) -> Respons
     await forms.authorise_body(request, READ, project_id)
     row = await registry(request).get_group(project_id, group_id)
     if row is None:
-        raise _not_found()
+        raise not_found()
     return json_response(group_out(row))
 
 
@@ -274,15 +175,17 @@ async def get_group(project_id: str, group_id: str, request: Request) -> Respons
 async def update_group(project_id: str, group_id: str, request: Request) -> Response:
     body = await forms.read_form(request)
     await forms.authorise_body(request, WRITE, project_id, body)
-    fields = _group_fields(body.data, partial=request.method == "PATCH")
     reg = registry(request)
+    if await reg.get_group(project_id, group_id) is None:
+        raise not_found()  # DRF looks the object up before it validates the body
+    fields = _group_fields(body.data, partial=request.method == "PATCH")
     if not await reg.update_group(project_id, group_id, fields):
-        raise _not_found()
+        raise not_found()
     if "properties" in fields:
         schemas_changed(services(request), project_id)
     row = await reg.get_group(project_id, group_id)
     if row is None:
-        raise _not_found()
+        raise not_found()
     return json_response(group_out(row))
 
 
@@ -290,7 +193,7 @@ async def update_group(project_id: str, group_id: str, request: Request) -> Resp
 async def delete_group(project_id: str, group_id: str, request: Request) -> Response:
     await forms.authorise_body(request, WRITE, project_id)
     if not await registry(request).delete_group(project_id, group_id):
-        raise _not_found()
+        raise not_found()
     schemas_changed(services(request), project_id)
     return Response(status_code=204)
 
@@ -314,7 +217,7 @@ async def create_schema(project_id: str, request: Request) -> Response:
     errors: list[FieldError] = []
     definition = forms.pk(body.data, "event_definition", errors, required=True)
     group = forms.pk(body.data, "property_group_id", errors, required=True)
-    _check(errors)
+    check_fields(errors)
     assert definition is not None and group is not None
     reg = registry(request)
     new_id = await reg.create_schema(project_id, definition_id=definition, group_id=group, created_by=forms.created_by(principal))
@@ -329,7 +232,7 @@ async def get_schema(project_id: str, schema_id: str, request: Request) -> Respo
     await forms.authorise_body(request, READ, project_id)
     row = await registry(request).get_schema(project_id, schema_id)
     if row is None:
-        raise _not_found()
+        raise not_found()
     return json_response(schema_out(row))
 
 
@@ -337,6 +240,9 @@ async def get_schema(project_id: str, schema_id: str, request: Request) -> Respo
 async def update_schema(project_id: str, schema_id: str, request: Request) -> Response:
     body = await forms.read_form(request)
     await forms.authorise_body(request, WRITE, project_id, body)
+    reg = registry(request)
+    if await reg.get_schema(project_id, schema_id) is None:
+        raise not_found()  # DRF looks the object up before it validates the body
     errors: list[FieldError] = []
     required = request.method == "PUT"
     changes: dict[str, Any] = {}
@@ -345,14 +251,13 @@ async def update_schema(project_id: str, schema_id: str, request: Request) -> Re
             value = forms.pk(body.data, key, errors, required=True)
             if value is not None:
                 changes[key] = value
-    _check(errors)
-    reg = registry(request)
+    check_fields(errors)
     if not await reg.update_schema(project_id, schema_id, changes):
-        raise _not_found()
+        raise not_found()
     schemas_changed(services(request), project_id)
     row = await reg.get_schema(project_id, schema_id)
     if row is None:
-        raise _not_found()
+        raise not_found()
     return json_response(schema_out(row))
 
 
@@ -360,10 +265,11 @@ async def update_schema(project_id: str, schema_id: str, request: Request) -> Re
 async def delete_schema(project_id: str, schema_id: str, request: Request) -> Response:
     await forms.authorise_body(request, WRITE, project_id)
     if not await registry(request).delete_schema(project_id, schema_id):
-        raise _not_found()
+        raise not_found()
     schemas_changed(services(request), project_id)
     return Response(status_code=204)
 
 
-# The violations routes register on this router too (SPEC §3.4).
+# Event definitions and violations register on this router too.
+from eventdock.dialects import event_schemas_definitions as _definitions  # noqa: E402,F401
 from eventdock.dialects import event_schemas_violations as _violations  # noqa: E402,F401

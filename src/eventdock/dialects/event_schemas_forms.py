@@ -27,6 +27,7 @@ from eventdock.core.errors import (
     FieldError,
     InvalidInput,
     MalformedJSON,
+    PermissionDenied,
     UnsupportedMediaType,
 )
 from eventdock.core.events import NUL_MESSAGE, nul_at
@@ -39,6 +40,8 @@ MAX_NAME = 400
 MAX_PROPERTY_NAME = 200
 MAX_ENUM = 1000
 ENFORCEMENT_MODES = ("allow", "reject")
+# PostHog's answer to a token of another project (403 permission_denied).
+OTHER_PROJECT = "You don't have access to the project."
 _TRUE = {"true", "True", "TRUE", "1", "on", "yes", "y", "t"}
 _FALSE = {"false", "False", "FALSE", "0", "off", "no", "n", "f", ""}
 # `a=b&c=d`: the seed's create curl sends such a body labelled application/json.
@@ -105,14 +108,20 @@ async def authorise_body(request: Request, scope: str, project_id: str, body: Bo
         token = body.data["personal_api_key"]
     if token is None:
         token = request.query_params.get("personal_api_key") or None
-    principal = await authorise(request, scope, project_id, token=token)
+    try:
+        principal = await authorise(request, scope, project_id, token=token)
+    except PermissionDenied as exc:
+        if exc.other_project:
+            raise PermissionDenied(OTHER_PROJECT) from None
+        raise
     if body is not None and body.problem is not None:
         raise body.problem
     return principal
 
 
 def created_by(principal: Principal) -> dict[str, Any]:
-    """PostHog names a user; here the API key stands in (first_name = key name)."""
+    """PostHog names a user (``UserBasicSerializer``, as the seed shows it);
+    here the API key stands in: first_name = key name, no email, no role."""
     return {
         "id": int(principal.key_id.replace("-", "")[:12], 16) if re.fullmatch(r"[0-9a-fA-F-]{12,}", principal.key_id) else 0,
         "uuid": principal.key_id,
@@ -120,7 +129,17 @@ def created_by(principal: Principal) -> dict[str, Any]:
         "first_name": principal.name,
         "last_name": "",
         "email": "",
+        "is_email_verified": False,
+        "hedgehog_config": {},
+        "role_at_organization": None,
     }
+
+
+def user_basic(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored ``created_by`` in today's shape (rows written before a field existed lack it)."""
+    if stored is None:
+        return None
+    return {"is_email_verified": False, "hedgehog_config": {}, "role_at_organization": None, **stored}
 
 
 # -- field readers (DRF semantics) ------------------------------------------
@@ -140,14 +159,25 @@ def maybe_json(value: Any) -> Any:
     return value
 
 
-def text(data: dict[str, Any], key: str, path: tuple[str | int, ...], errors: list[FieldError], *, required: bool, max_length: int, blank: bool = False) -> str | None:
+def text(
+    data: dict[str, Any],
+    key: str,
+    path: tuple[str | int, ...],
+    errors: list[FieldError],
+    *,
+    required: bool,
+    max_length: int,
+    blank: bool = False,
+    allow_null: bool = False,
+) -> str | None:
+    """DRF's CharField: ``blank`` allows "", ``allow_null`` takes null as ""."""
     if key not in data:
         if required:
             errors.append(error((*path, key), "This field is required.", "required"))
         return None
     value = data[key]
     if value is None:
-        if blank:
+        if allow_null:
             return ""
         errors.append(error((*path, key), "This field may not be null.", "null"))
         return None
@@ -205,59 +235,79 @@ def pk(data: dict[str, Any], key: str, errors: list[FieldError], *, required: bo
 
 
 # -- validation_rules (SPEC §5) ---------------------------------------------
+# The messages are PostHog's serializer's: a client that shows or matches
+# them works unchanged. Every problem is a plain ``ValidationError`` there,
+# i.e. code ``invalid`` on the property's ``validation_rules`` (or ``name``).
 
 _NUMERIC_KEYS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
+_RULED_TYPES = ("String", "Numeric")
 
 
-def _strings(value: Any) -> str | None:
-    if not isinstance(value, list) or not value:
-        return "must be a non-empty list of strings"
+def _enum(where: str, value: Any) -> str | None:
+    if not isinstance(value, list):
+        return f"{where} must be a list"
+    if not value:
+        return f"{where} must not be empty"
     if len(value) > MAX_ENUM:
-        return f"must have at most {MAX_ENUM} values"
+        return f"{where} must have at most {MAX_ENUM} values"
     if not all(isinstance(v, str) for v in value):
-        return "must contain only strings"
+        return f"{where} values must be strings"
     return None
 
 
-def validation_rules(property_type: str, value: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """(normalised rules, None) or (None, why not)."""
+def _unknown(value: dict[str, Any], allowed: tuple[str, ...], property_type: str) -> str | None:
+    extra = [k for k in value if k not in allowed]
+    if extra:
+        return f"Unrecognized keys for {property_type} validation rules: {', '.join(sorted(extra))}"
+    return None
+
+
+def validation_rules(property_type: str | None, value: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """(normalised rules, None) or (None, PostHog's message why not)."""
     value = maybe_json(value)
     if value is None or value == {} or value == "":
         return None, None
     if not isinstance(value, dict):
-        return None, "validation_rules must be a JSON object."
+        return None, "validation_rules must be an object"
+    if property_type not in _RULED_TYPES:
+        return None, f"validation_rules are only supported for String and Numeric properties, not {property_type}"
     if property_type == "String":
-        unknown = sorted(set(value) - {"enum", "not"})
-        if unknown:
-            return None, f"Unrecognized keys: {', '.join(unknown)}. String rules take 'enum' or 'not'."
+        why = _unknown(value, ("enum", "not"), "String")
+        if why:
+            return None, why
         if "enum" in value and "not" in value:
-            return None, "Use either 'enum' or 'not', not both."
+            return None, "Cannot specify both enum and not.enum"
         if "enum" in value:
-            why = _strings(value["enum"])
-            return (None, f"'enum' {why}.") if why else ({"enum": value["enum"]}, None)
+            why = _enum("enum", value["enum"])
+            return (None, why) if why else ({"enum": value["enum"]}, None)
         negated = value["not"]
-        if not isinstance(negated, dict) or set(negated) != {"enum"}:
-            extra = sorted(set(negated) - {"enum"}) if isinstance(negated, dict) else []
-            return None, f"Unrecognized keys: {', '.join(extra)}. 'not' takes only 'enum'." if extra else "'not' must be an object with an 'enum' list."
-        why = _strings(negated["enum"])
-        return (None, f"'not.enum' {why}.") if why else ({"not": {"enum": negated["enum"]}}, None)
-    if property_type == "Numeric":
-        unknown = sorted(set(value) - set(_NUMERIC_KEYS))
-        if unknown:
-            return None, f"Unrecognized keys: {', '.join(unknown)}. Numeric rules take {', '.join(_NUMERIC_KEYS)}."
-        for key, bound in value.items():
-            if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
-                return None, f"'{key}' must be a number."
-        if "minimum" in value and "exclusiveMinimum" in value:
-            return None, "Use either 'minimum' or 'exclusiveMinimum', not both."
-        if "maximum" in value and "exclusiveMaximum" in value:
-            return None, "Use either 'maximum' or 'exclusiveMaximum', not both."
-        low = value.get("minimum", value.get("exclusiveMinimum"))
-        high = value.get("maximum", value.get("exclusiveMaximum"))
-        if low is not None and high is not None and not low < high:
-            return None, "The lower bound must be less than the upper bound."
-        return dict(value), None
-    return None, f"validation_rules are not supported for {property_type} properties; use null."
+        if not isinstance(negated, dict) or list(negated) != ["enum"]:
+            return None, "not must be an object with exactly one key: enum"
+        why = _enum("not.enum", negated["enum"])
+        return (None, why) if why else ({"not": {"enum": negated["enum"]}}, None)
+    why = _unknown(value, _NUMERIC_KEYS, "Numeric")
+    if why:
+        return None, why
+    for key, bound in value.items():
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
+            return None, f"{key} must be a number"
+    if "minimum" in value and "exclusiveMinimum" in value:
+        return None, "Cannot specify both minimum and exclusiveMinimum"
+    if "maximum" in value and "exclusiveMaximum" in value:
+        return None, "Cannot specify both maximum and exclusiveMaximum"
+    low = value.get("minimum", value.get("exclusiveMinimum"))
+    high = value.get("maximum", value.get("exclusiveMaximum"))
+    if low is not None and high is not None and not low < high:
+        return None, "Lower bound must be less than upper bound"
+    return dict(value), None
+
+
+def property_name(item: dict[str, Any], path: tuple[str | int, ...], errors: list[FieldError]) -> str | None:
+    """Trimmed, non-blank, at most 200 characters; any characters (SPEC §5)."""
+    if isinstance(item.get("name"), str) and item["name"].strip() and len(item["name"].strip()) > MAX_PROPERTY_NAME:
+        errors.append(error((*path, "name"), f"Property name must be {MAX_PROPERTY_NAME} characters or less", "invalid", item["name"]))
+        return None
+    return text(item, "name", path, errors, required=True, max_length=MAX_PROPERTY_NAME)
 
 
 def properties(value: Any, errors: list[FieldError]) -> list[dict[str, Any]]:
@@ -269,14 +319,13 @@ def properties(value: Any, errors: list[FieldError]) -> list[dict[str, Any]]:
         errors.append(error(("properties",), f'Expected a list of items but got type "{type(value).__name__}".', "not_a_list", value))
         return []
     out: list[dict[str, Any]] = []
-    seen: set[str] = set()
     for index, item in enumerate(value):
         path: tuple[str | int, ...] = ("properties", index)
         if not isinstance(item, dict):
-            errors.append(error(path, "Invalid data. Expected a dictionary.", "invalid", item))
+            errors.append(error(path, f"Invalid data. Expected a dictionary, but got {type(item).__name__}.", "invalid", item))
             continue
         before = len(errors)
-        name = text(item, "name", path, errors, required=True, max_length=MAX_PROPERTY_NAME)
+        name = property_name(item, path, errors)
         kind = choice(item, "property_type", PROPERTY_TYPES, path, errors, required=True)
         prop: dict[str, Any] = {
             "id": str(item["id"]) if isinstance(item.get("id"), str) else None,
@@ -290,12 +339,16 @@ def properties(value: Any, errors: list[FieldError]) -> list[dict[str, Any]]:
         if kind is not None:
             rules, why = validation_rules(kind, item.get("validation_rules"))
             if why:
-                errors.append(error((*path, "validation_rules"), why, "invalid_validation_rules", item.get("validation_rules")))
+                errors.append(error((*path, "validation_rules"), why, "invalid", item.get("validation_rules")))
             prop["validation_rules"] = rules
-        if name is not None:
-            if name in seen:
-                errors.append(error((*path, "name"), f"Duplicate property name '{name}' in this property group.", "unique", name))
-            seen.add(name)
         if len(errors) == before:
             out.append(prop)
+    if not errors:
+        # PostHog checks the list as a whole once every item is valid.
+        seen: set[str] = set()
+        for prop in out:
+            if prop["name"] in seen:
+                errors.append(error(("properties",), f"A property named '{prop['name']}' already exists in this group", "invalid", prop["name"]))
+                break
+            seen.add(prop["name"])
     return out

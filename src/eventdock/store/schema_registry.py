@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,9 +28,13 @@ from eventdock.store.schemas import (
 )
 from eventdock.store.tables import event_definitions
 
+# PostHog's words: its create and update paths say the group name differently;
+# the pair check is DRF's UniqueTogetherValidator on (event_definition, property_group).
 GROUP_NAME_TAKEN = "A property group with this name already exists for this team"
+GROUP_NAME_TAKEN_ON_UPDATE = "A property group with this name already exists"
 DEFINITION_NAME_TAKEN = "An event definition with this name already exists."
-PAIR_TAKEN = "This property group is already attached to this event definition."
+PAIR_TAKEN = "The fields event_definition, property_group must make a unique set."
+DAY_MS = 86_400_000
 
 
 def does_not_exist(field: str, value: Any) -> InvalidInput:
@@ -39,6 +43,11 @@ def does_not_exist(field: str, value: Any) -> InvalidInput:
 
 def _unique(field: str | None, message: str) -> InvalidInput:
     return InvalidInput(errors=[FieldError((field,) if field else (), message, code="unique")])
+
+
+def _group_name_taken(message: str) -> InvalidInput:
+    """PostHog raises it as a plain ValidationError on ``name`` (code ``invalid``)."""
+    return InvalidInput(errors=[FieldError(("name",), message, code="invalid")])
 
 
 class SchemaRegistry:
@@ -53,16 +62,67 @@ class SchemaRegistry:
             d.id, d.name, d.description, d.created_at, d.last_seen_at, d.volume, d.enforcement_mode, event_definition_creators.c.created_by
         ).select_from(event_definitions.outerjoin(event_definition_creators, event_definition_creators.c.definition_id == d.id))
 
-    async def list_definitions(self, project_id: str, *, search: str | None, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
+    async def list_definitions(
+        self,
+        project_id: str,
+        *,
+        words: list[str],
+        names: list[str],
+        event_type: str,
+        ordering: list[tuple[str, bool]],
+        limit: int,
+        offset: int,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """PostHog's list: every search word occurs (case-insensitive), ``names``
+        exact, ``event_type`` PostHog's (``$`` names are PostHog's own), ordered
+        by ``ordering`` ((field, descending) pairs), else search results
+        shortest name first, else the most recently seen day first; then name."""
         d = event_definitions.c
         where = [d.project_id == project_id]
-        if search:
-            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        for word in words:
+            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             where.append(d.name.ilike(f"%{escaped}%", escape="\\"))
+        if names:
+            where.append(d.name.in_(names))
+        if event_type == "event_posthog":
+            where.append(d.name.startswith("$", autoescape=True))
+        elif event_type == "event_custom":
+            where.append(~d.name.startswith("$", autoescape=True))
+        elif event_type == "action_event":
+            where.append(false())  # eventdock has no actions
+        columns = {"name": d.name, "last_seen_at": d.last_seen_at, "last_seen_at::date": d.last_seen_at // DAY_MS, "volume": d.volume}
+        if ordering:
+            order = [columns[f].desc().nulls_last() if desc else columns[f].asc().nulls_first() for f, desc in ordering]
+        elif words:
+            order = [func.length(d.name).asc(), d.name.asc()]
+        else:
+            order = [columns["last_seen_at::date"].desc().nulls_last(), d.name.asc()]
         async with self.db.read() as conn:
             count = (await conn.execute(select(func.count()).select_from(event_definitions).where(*where))).scalar_one()
-            rows = await conn.execute(self._definitions().where(*where).order_by(d.name, d.id).limit(limit).offset(offset))
+            rows = await conn.execute(self._definitions().where(*where).order_by(*order, d.id).limit(limit).offset(offset))
             return int(count), [dict(r._mapping) for r in rows]
+
+    async def definition_by_name(self, project_id: str, name: str) -> dict[str, Any] | None:
+        d = event_definitions.c
+        async with self.db.read() as conn:
+            row = (await conn.execute(self._definitions().where(d.project_id == project_id, d.name == name))).first()
+        return dict(row._mapping) if row else None
+
+    async def typed_events(self, project_id: str) -> list[tuple[str, list[dict[str, Any]]]]:
+        """Every definition (by name) with the properties of the groups attached to it."""
+        d, s, p = event_definitions.c, event_schemas.c, schema_properties.c
+        async with self.db.read() as conn:
+            definitions = (await conn.execute(select(d.id, d.name).where(d.project_id == project_id).order_by(d.name))).all()
+            attached = await conn.execute(
+                select(s.event_definition_id, p.name, p.property_type, p.is_required, p.is_optional_in_types, p.description)
+                .select_from(event_schemas.join(schema_properties, p.group_id == s.property_group_id))
+                .where(s.project_id == project_id)
+                .order_by(s.created_at, s.id, p.name)
+            )
+            props: dict[str, list[dict[str, Any]]] = {}
+            for row in attached:
+                props.setdefault(row.event_definition_id, []).append(dict(row._mapping))
+        return [(name, props.get(definition_id, [])) for definition_id, name in definitions]
 
     async def get_definition(self, project_id: str, definition_id: str, conn: AsyncConnection | None = None) -> dict[str, Any] | None:
         query = self._definitions().where(event_definitions.c.project_id == project_id, event_definitions.c.id == definition_id)
@@ -177,7 +237,7 @@ class SchemaRegistry:
         try:
             async with self.db.write() as conn:
                 if await self._name_taken(conn, project_id, name):
-                    raise _unique("name", GROUP_NAME_TAKEN)
+                    raise _group_name_taken(GROUP_NAME_TAKEN)
                 await conn.execute(
                     insert(property_groups).values(
                         id=new_id, project_id=project_id, name=name, description=description, created_at=now, updated_at=now, created_by=created_by
@@ -185,7 +245,7 @@ class SchemaRegistry:
                 )
                 await self._write_properties(conn, new_id, properties, replace=False)
         except IntegrityError:
-            raise _unique("name", GROUP_NAME_TAKEN) from None
+            raise _group_name_taken(GROUP_NAME_TAKEN) from None
         return new_id
 
     async def update_group(self, project_id: str, group_id: str, changes: dict[str, Any]) -> bool:
@@ -195,7 +255,7 @@ class SchemaRegistry:
                 if not (await conn.execute(select(g.id).where(g.project_id == project_id, g.id == group_id))).first():
                     return False
                 if "name" in changes and await self._name_taken(conn, project_id, changes["name"], other_than=group_id):
-                    raise _unique("name", GROUP_NAME_TAKEN)
+                    raise _group_name_taken(GROUP_NAME_TAKEN_ON_UPDATE)
                 fields = {k: changes[k] for k in ("name", "description") if k in changes}
                 await conn.execute(update(property_groups).where(g.project_id == project_id, g.id == group_id).values(**fields, updated_at=now_ms()))
                 if "properties" in changes:
@@ -203,7 +263,7 @@ class SchemaRegistry:
                     await bump_version(conn, project_id)
                 return True
         except IntegrityError:
-            raise _unique("name", GROUP_NAME_TAKEN) from None
+            raise _group_name_taken(GROUP_NAME_TAKEN_ON_UPDATE) from None
 
     async def delete_group(self, project_id: str, group_id: str) -> bool:
         g = property_groups.c

@@ -142,7 +142,8 @@ class SchemaSource:
             select(d.name, d.enforcement_mode, p.name, p.property_type, p.is_required, p.validation_rules)
             .select_from(event_schemas.join(event_definitions, s.event_definition_id == d.id).join(schema_properties, p.group_id == s.property_group_id))
             .where(s.project_id == project_id, d.project_id == project_id)
-            .order_by(d.name, p.name)
+            # Groups in the order they were attached: a property's expected types are listed so.
+            .order_by(d.name, s.created_at, s.id, p.name)
         )
         async with self.db.read() as conn:
             # The version first: a change landing between the reads makes it stale, never newer.
