@@ -8,8 +8,8 @@ works with only the base URL and token changed).
   issue 55, open), and Monterosa answers both with 204, so those go through
 - ``jsonapi-requests`` (socialwifi), which does.
 
-Every response is also checked against the JSON:API 1.1 schema by the
-raw-httpx reads here (``jsonapi_schema.SYNC_HOOKS``).
+Every response is also checked against the JSON:API 1.1 schema: by a
+requests hook under jsonapi-client, and by httpx's under the raw reads here.
 """
 
 from __future__ import annotations
@@ -80,7 +80,9 @@ def running(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def test_jsonapi_client_creates_reads_includes_and_pages(running: Running) -> None:
     """jsonapi-client 0.9 (PyPI) against a real server: POST (jsonapi.org/format/1.1/#crud-creating-responses-201),
     GET with include (#fetching-includes), and a collection paged through links.next (#fetching-pagination)."""
-    auth = {"headers": {"Authorization": f"Bearer {running.token}"}}
+    # requests' response hook checks every response against the JSON:API 1.1 schema.
+    auth = {"headers": {"Authorization": f"Bearer {running.token}"}, "hooks": {"response": jsonapi_schema.check_requests}}
+    checked = jsonapi_schema.checked
     with Session(f"{running.server.url}/api/v2", schema=CLIENT_SCHEMA, request_kwargs=auth) as session:
         ids = []
         for i in range(3):
@@ -101,6 +103,7 @@ def test_jsonapi_client_creates_reads_includes_and_pages(running: Running) -> No
     with Session(f"{running.server.url}/api/v2/projects/{running.project_id}", request_kwargs=auth) as session:
         names = [e.name for e in session.iterate("events", Filter(state="future") + Modifier("page[count]=1"))]
         assert names[:3] == ["Match 0", "Match 1", "Match 2"]
+    assert jsonapi_schema.checked >= checked + 3 + 2 + len(names)  # the hook saw every response: creates, reads, pages
 
 
 def test_jsonapi_requests_updates_and_deletes_with_204(running: Running) -> None:

@@ -28,8 +28,9 @@ def problems(document: Any) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in _validator.iter_errors(document)]
 
 
-def assert_valid(response: httpx.Response) -> None:
-    """A response of the live-events API: no body (204), or a JSON:API document of the JSON:API media type."""
+def assert_valid(response: Any) -> None:
+    """A response of the live-events API (httpx's or requests'): no body (204),
+    or a JSON:API document of the JSON:API media type."""
     global checked
     checked += 1
     if response.status_code == 204 or (response.request.method == "HEAD"):
@@ -55,6 +56,13 @@ def check_sync(response: httpx.Response) -> None:
     if is_live_events(response.request.url):
         response.read()
         assert_valid(response)
+
+
+def check_requests(response: Any, *args: Any, **kwargs: Any) -> Any:
+    """The same for the ``requests`` library (its response hook), under client libraries built on it."""
+    if httpx.URL(response.request.url).path.startswith("/api/v2/"):
+        assert_valid(response)
+    return response
 
 
 HOOKS: dict[str, list[Any]] = {"response": [check]}
