@@ -74,9 +74,9 @@ class RateLimiter:
         if bucket.tokens >= needed - 1e-9:  # float sums of the refill must not cost a second
             bucket.tokens -= count
             return
-        # Whole seconds, rounded up: after them the bucket holds ``needed``.
+        # Whole seconds (at least one), rounded up: after them the bucket holds ``needed``.
         wait = math.ceil((needed - bucket.tokens) / rate)
-        raise RateLimited(f"Ingest rate limit of {rate * self.share:g} events/s exceeded for this project.", retry_after=max(wait, 1))
+        raise RateLimited(f"Ingest rate limit of {rate * self.share:g} events/s exceeded for this project.", retry_after=wait)
 
 
 # Per project: (events/s, burst), None where the global setting applies.

@@ -9,7 +9,10 @@
 
 Responses are ``application/vnd.api+json``; every error is a JSON:API
 ``errors`` document. The rules of the lifecycle live in ``core.live``; this
-module parses, authorises, and renders.
+module authorises and renders, with ``live_events_input`` (documents),
+``live_events_query`` (query parameters: unknown ones are 400, sparse
+fieldsets), ``live_events_wire`` (content negotiation, errors) and
+``live_events_output`` (resource objects).
 """
 
 from __future__ import annotations
@@ -105,8 +108,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in (
         (400, "Bad JSON or query parameter"),
         (401, "No or invalid token"),
-        (403, "Missing scope, or another project"),
+        (403, "Missing scope, another project, or a client-generated data.id on create"),
         (404, "Unknown event or project"),
+        (406, "Accept allows the JSON:API media type only with unsupported parameters or extensions"),
         (409, "data.type or data.id mismatch"),
         (415, "Unsupported media type"),
         (422, "Invalid attributes, one error per attribute with source.pointer"),

@@ -31,7 +31,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "stats": frozenset({"ingested_events"}),
     "projects": frozenset({"name", "created_at"}),
 }
-BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+BOOLEANS = frozenset({"true", "false", "1", "0"})
 
 # What each kind of route understands (besides fields[TYPE]).
 ONE = frozenset({"include"})

@@ -108,7 +108,7 @@ def check_content_type(request: Request) -> None:
     if kind == MEDIA_TYPE:
         why = _unsupported(params)
         if why:
-            raise UnsupportedJsonApiType(f"Content-Type: {why}.", errors=[FieldError(("Content-Type",), f"{why}", code="header")])
+            raise UnsupportedJsonApiType(f"Content-Type: {why}.", errors=[FieldError(("Content-Type",), why, code="header")])
     elif kind == "application/json":
         if params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
             raise UnsupportedJsonApiType("Only UTF-8 JSON is supported.", errors=[FieldError(("Content-Type",), "only UTF-8 JSON is supported", code="header")])
@@ -131,6 +131,13 @@ def accept_ranges(header: str) -> list[tuple[str, dict[str, str]]]:
     return ranges
 
 
+def _is_zero(weight: str) -> bool:
+    try:
+        return float(weight) == 0
+    except ValueError:
+        return False
+
+
 def check_accept(request: Request) -> None:
     """406 when ``Accept`` names the JSON:API media type and every instance of
     it is one we cannot serve (a parameter other than ext/profile, or an
@@ -143,7 +150,7 @@ def check_accept(request: Request) -> None:
         if kind != MEDIA_TYPE:
             continue
         weight = params.pop("q", "1")
-        why = _unsupported(params) or ("the client refuses it (q=0)" if weight.strip() in ("0", "0.0", "0.00", "0.000") else None)
+        why = _unsupported(params) or ("the client refuses it (q=0)" if _is_zero(weight) else None)
         if why is None:
             return
         reasons.append(why)
