@@ -187,8 +187,9 @@ async def test_client_generated_id_on_create_is_403(client: httpx.AsyncClient, p
 
 
 async def test_patch_answers_204_as_monterosa_documents(client: httpx.AsyncClient, project: Project) -> None:
-    """jsonapi.org/format/1.1/#crud-updating-responses-204: a server MAY answer a successful update 204 No Content;
-    Monterosa documents 204 (SPEC §6), so clients see no body and keep their own copy."""
+    """jsonapi.org/format/1.1/#crud-updating-responses-204: an update that changes only what it sent (a rename)
+    may be answered 204 No Content. Monterosa documents 204 for every PATCH, actions included (SPEC §6 keeps it,
+    although #crud-updating-responses-200 would want 200 when a start changes start_at too)."""
     data = await create(client, project)
     body = {"data": {"type": "events", "id": data["id"], "attributes": {"name": "Renamed"}}}
     r = await client.patch(f"/api/v2/events/{data['id']}", json=body, headers=headers(project))
