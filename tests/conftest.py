@@ -26,6 +26,7 @@ from asgi_lifespan import LifespanManager
 
 from eventdock.app import create_app
 from eventdock.config import Settings
+from tests.support import jsonapi_schema
 
 BACKENDS = [b for b in os.environ.get("EVENTDOCK_TEST_BACKENDS", "sqlite").split(",") if b]
 PG_URL = os.environ.get("EVENTDOCK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -84,7 +85,8 @@ async def app(database_url: str) -> AsyncIterator[Any]:
 
 @pytest.fixture(scope="session")
 async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+    # Every live-events response is checked against the JSON:API 1.1 schema.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver", event_hooks=jsonapi_schema.HOOKS) as c:
         yield c
 
 

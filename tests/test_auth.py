@@ -190,7 +190,10 @@ async def test_patch_project_rate_limit(client: httpx.AsyncClient, project: Proj
 async def test_rate_limit_is_per_project(client: httpx.AsyncClient, project: Project, admin: Key) -> None:
     other = await create_project(client, admin)
     await client.patch(f"/api/projects/{project.id}", json={"rate_limit_per_second": 1, "rate_limit_burst": 1}, headers=admin.headers)
+    # A full bucket admits one request, even one larger than the burst (SPEC §3.6); the next waits.
+    assert (await client.post(INGEST, json=[{}, {}], headers=project.headers)).status_code == 202
     assert (await client.post(INGEST, json=[{}, {}], headers=project.headers)).status_code == 429
+    assert (await client.post(INGEST, json=[{}, {}], headers=other.headers)).status_code == 202
     assert (await client.post(INGEST, json=[{}, {}], headers=other.headers)).status_code == 202
 
 

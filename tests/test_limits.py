@@ -186,10 +186,14 @@ async def test_every_worker_picks_up_a_project_limit_within_the_refresh(tmp_path
             assert (await b.post(INGEST, json=[{}] * 5, headers=a.project.headers)).status_code == 202  # b has seen it
             r = await a.client.patch(f"/api/projects/{a.project.id}", json={"rate_limit_per_second": 1, "rate_limit_burst": 1}, headers=a.admin.headers)
             assert r.status_code == 200
+            # A full bucket admits one request whatever its size (SPEC §3.6), the next waits.
+            assert (await a.client.post(INGEST, json=[{}] * 2, headers=a.project.headers)).status_code == 202
             assert (await a.client.post(INGEST, json=[{}] * 2, headers=a.project.headers)).status_code == 429  # at once where set
             assert (await b.post(INGEST, json=[{}] * 2, headers=a.project.headers)).status_code == 202  # b: not yet
+            assert (await b.post(INGEST, json=[{}] * 2, headers=a.project.headers)).status_code == 202
             sync = other.state.services.project_limits
             sync.clock = lambda: time.monotonic() + sync.refresh_seconds + 1
+            assert (await b.post(INGEST, json=[{}] * 2, headers=a.project.headers)).status_code == 202
             assert (await b.post(INGEST, json=[{}] * 2, headers=a.project.headers)).status_code == 429
 
 

@@ -200,11 +200,13 @@ async def test_seed_negative_duration(client: httpx.AsyncClient, project: Projec
 # -- documents ---------------------------------------------------------------------
 
 
-async def test_application_json_and_ext_parameter_are_accepted(client: httpx.AsyncClient, project: Project) -> None:
+async def test_application_json_and_profile_parameter_are_accepted(client: httpx.AsyncClient, project: Project) -> None:
+    """jsonapi.org/format/1.1/#content-negotiation-servers: ``profile`` (and an empty ``ext``) may be sent;
+    plain ``application/json`` is accepted too (SPEC §6). Unknown extensions: tests/test_live_events_jsonapi.py."""
     body = doc(project.id, name="a", start_mode="manual", start_at=1, duration=1)
     r = await client.post("/api/v2/events", json=body, headers=headers(project, "application/json; charset=utf-8"))
     assert r.status_code == 201, r.text
-    r = await client.post("/api/v2/events", json=body, headers=headers(project, f'{JSONAPI}; ext="https://jsonapi.org/ext/atomic"'))
+    r = await client.post("/api/v2/events", json=body, headers=headers(project, f'{JSONAPI}; profile="https://example.com/profiles/x"; ext=""'))
     assert r.status_code == 201, r.text
 
 

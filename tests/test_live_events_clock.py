@@ -203,10 +203,54 @@ async def test_two_clocks_write_each_transition_once(client: httpx.AsyncClient, 
     assert len(await list_events(client, project)) == 10  # one copy each
 
 
-async def test_deleting_a_running_event_stops_its_clock(client: httpx.AsyncClient, project: Project, clock: FakeClock, app: Any) -> None:
-    data = await create(client, project, start_mode="clock", start_at=clock.seconds, duration=5)
+async def test_deleting_a_current_event_writes_its_end_once(client: httpx.AsyncClient, project: Project, clock: FakeClock, app: Any) -> None:
+    """SPEC §6: deleting a current event writes its ``live_event_ended`` then — every start has its end —
+    and nothing more afterwards (no second end, no repeat copy)."""
+    data = await create(client, project, start_mode="clock", start_at=clock.seconds, duration=60, repeat=True, repeat_in=1)
     await engine(app).tick()
+    clock.advance(7)
     assert (await client.delete(f"/api/v2/events/{data['id']}", headers=project.headers)).status_code == 204
+    events = await stream(client, project)
+    assert [e["nameEvent"] for e in events] == ["live_event_ended", "live_event_started"]
+    assert events[0]["id"] == f"live_event_ended:{data['id']}"
+    assert events[0]["timestamp"] == format_ms(clock.ms)  # ended when it was deleted, not at its planned end
+    assert events[0]["properties"] == {"live_event_id": data["id"], "name": "Show", "start_mode": "clock"}
+    clock.advance(120)
+    await engine(app).tick()
+    assert len(await stream(client, project)) == 2
+    assert await list_events(client, project) == []
+
+
+async def test_deleting_before_the_clock_wrote_the_start_writes_both(client: httpx.AsyncClient, project: Project, clock: FakeClock, app: Any) -> None:
+    """SPEC §6: a clock event that became current between two polls owes its start too; DELETE writes both, in order of time."""
+    data = await create(client, project, start_mode="clock", start_at=clock.seconds + 1, duration=60)
+    clock.advance(3)
+    assert (await client.delete(f"/api/v2/events/{data['id']}", headers=project.headers)).status_code == 204
+    events = {e["nameEvent"]: e["timestamp"] for e in await stream(client, project)}
+    assert events == {"live_event_started": format_ms((clock.seconds - 2) * 1000), "live_event_ended": format_ms(clock.ms)}
+
+
+async def test_deleting_future_and_past_events_writes_nothing_new(client: httpx.AsyncClient, project: Project, clock: FakeClock, app: Any) -> None:
+    """SPEC §6: only a start that was written needs an end; a finished event's end is not written twice."""
+    future = await create(client, project, start_mode="manual", start_at=clock.seconds)
+    past = await create(client, project, start_mode="clock", start_at=clock.seconds, duration=5)
     clock.advance(10)
     await engine(app).tick()
-    assert [e["nameEvent"] for e in await stream(client, project)] == ["live_event_started"]
+    for live_id in (future["id"], past["id"]):
+        assert (await client.delete(f"/api/v2/events/{live_id}", headers=project.headers)).status_code == 204
+    assert sorted(e["id"] for e in await stream(client, project)) == [f"live_event_ended:{past['id']}", f"live_event_started:{past['id']}"]
+
+
+async def test_concurrent_deletes_and_clocks_write_one_end(client: httpx.AsyncClient, project: Project, clock: FakeClock, app: Any) -> None:
+    """SPEC §6 "exactly once, even with several workers": two clocks (as two workers have) and three DELETEs at once."""
+    other = live.LiveClock(LiveEventStore(app.state.services.db), app.state.services.pipeline, app.state.services.settings.limits)
+    other.clock = clock
+    data = await create(client, project, start_mode="clock", start_at=clock.seconds, duration=5)
+    clock.advance(2)
+    url = f"/api/v2/events/{data['id']}"
+    results = await asyncio.gather(*(client.delete(url, headers=project.headers) for _ in range(3)), engine(app).tick(), other.tick())
+    statuses = sorted(r.status_code for r in results[:3])  # type: ignore[union-attr]
+    assert statuses.count(204) == 1 and set(statuses) <= {204, 404}, statuses
+    clock.advance(10)
+    await asyncio.gather(engine(app).tick(), other.tick())
+    assert sorted(e["nameEvent"] for e in await stream(client, project)) == ["live_event_ended", "live_event_started"]

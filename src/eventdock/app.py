@@ -101,7 +101,7 @@ _ingested_counters: dict[tuple[str, str], Any] = {}
 
 
 def _count_ingest(project_id: str, source: str, result: IngestResult) -> None:
-    stored = sum(1 for e in result.events if e.stored)
+    stored = result.stored
     if stored:
         counter = _ingested_counters.get((project_id, source))
         if counter is None:  # labels() locks and hashes: once per (project, source), not per request

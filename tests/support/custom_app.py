@@ -15,6 +15,7 @@ from asgi_lifespan import LifespanManager
 
 from eventdock.app import create_app
 from tests.conftest import Key, Project, create_project, drop_database, fresh_database_url, make_settings
+from tests.support import jsonapi_schema
 
 
 @dataclass
@@ -33,7 +34,9 @@ async def custom_app(backend: str, tmp_path: Path, **overrides: Any) -> AsyncIte
     try:
         application = create_app(make_settings(url, **overrides))
         async with LifespanManager(application, startup_timeout=60, shutdown_timeout=60):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://testserver") as client:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=application), base_url="http://testserver", event_hooks=jsonapi_schema.HOOKS
+            ) as client:
                 boot = await application.state.services.tenancy.bootstrap(force_new_key=True)
                 assert boot is not None
                 admin = Key(token=boot[1].token, id=boot[1].id)

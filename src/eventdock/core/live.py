@@ -226,6 +226,13 @@ def stop(ev: LiveEvent, now: int) -> LiveEvent:
     return _settled(replace(ev, end_at=at, duration=ran), now)
 
 
+def end_for_deletion(ev: LiveEvent, now: int) -> LiveEvent | None:
+    """A deleted event that is running ends now, as by ``stop``, so that its
+    end reaches the stream (SPEC §6: every start has its end); any other is
+    left as it is (None)."""
+    return stop(ev, now) if state(ev, now) == "current" else None
+
+
 def repeat_copy(ev: LiveEvent, now: int) -> LiveEvent:
     """The next run of a repeating event: ``repeat_in`` minutes after its end,
     by the clock, for the planned duration. Runs that would already be over
@@ -288,6 +295,8 @@ class LiveStore(Protocol):
     async def due(self, now: int, limit: int) -> list[tuple[str, str]]: ...
 
     async def change(self, live_id: str, project_id: str, decide: Any) -> LiveEvent | None: ...
+
+    async def delete(self, live_id: str, project_id: str) -> bool: ...
 
 
 class LiveClock:
@@ -354,6 +363,26 @@ class LiveClock:
                 return written
             await asyncio.sleep(0.05)
         return 0
+
+    async def retire(self, project_id: str, live_id: str) -> bool:
+        """Delete a live event; False if there is none.
+
+        A current event is ended first (under its row lock), and what it
+        owes the stream — its end, and its start if no clock has written it
+        yet — is committed before the row goes. The system events' ids are
+        deterministic, so a clock of any process writing the same transition
+        at the same moment, or a second DELETE, stores nothing twice. A
+        failure to commit them (503) leaves the row, stopped: the clock
+        writes its end, and the client's retry of the DELETE removes it.
+        """
+        now = self.now()
+        ev = await self.store.change(live_id, project_id, lambda row: (end_for_deletion(row, now), []))
+        if ev is None:
+            return False
+        owed = due_transitions(ev, now)
+        if owed:
+            await self.pipeline.commit(project_id, [system_event(ev, kind, self.limits, now) for kind in owed], SOURCE)
+        return await self.store.delete(live_id, project_id)
 
     async def _settle(self, project_id: str, live_id: str) -> int:
         """-1 when another process holds the lease; else events written."""

@@ -41,6 +41,14 @@ class Committer(Protocol):
 class IngestResult(msgspec.Struct):
     events: list[Event]  # normalised, in request order (stored or deduplicated)
     verdict: Verdict
+    stored: int = 0  # events newly stored by this request
+
+    @property
+    def duplicates(self) -> int:
+        """Events acknowledged but not stored because their id was stored
+        already: by an earlier request (a retry), or earlier in this request
+        (each repeat of an id counts). Quarantined events are not among them."""
+        return len(self.events) - self.stored - self.verdict.quarantined
 
     @property
     def rejected(self) -> dict[int, list[FieldError]]:
@@ -147,7 +155,9 @@ class Pipeline:
         for e in events:
             e.properties = None
         await self.committer.submit(verdict.accepted, verdict.records)
-        result = IngestResult(events=events, verdict=verdict)
+        # The writer marked each event it stored (``Event.stored``): counted
+        # once here for the dialects and the metrics, no query.
+        result = IngestResult(events=events, verdict=verdict, stored=sum(1 for e in verdict.accepted if e.stored))
         if self.on_ingest is not None:
             self.on_ingest(project_id, source, result)
         return result

@@ -1,5 +1,15 @@
 """Per-project ingest rate limit: a token bucket (SPEC §3.6).
 
+A request of ``n`` events takes ``n`` tokens. One larger than the burst
+could never find that many; it is admitted once the bucket is full and
+leaves it in debt (negative), which the rate pays back before anything else
+is admitted — so over time the rate holds, and a client that sends fixed
+batches larger than the burst (DSOA sends 400 events a flush) gets through
+instead of looping on 429. ``Retry-After`` is the time after which the
+bucket holds what the same request needs (``min(n, burst)``), rounded up to
+whole seconds: obeying it, the request is admitted, unless other requests
+of the project spent the tokens meanwhile.
+
 Buckets live in each worker process, so with N workers the configured rate
 is split evenly between them (``share``). Off (rate 0) by default.
 """
@@ -7,6 +17,7 @@ is split evenly between them (``share``). Off (rate 0) by default.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,9 +34,10 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, rate: float = 0.0, burst: float = 0.0, *, share: int = 1) -> None:
+    def __init__(self, rate: float = 0.0, burst: float = 0.0, *, share: int = 1, clock: Callable[[], float] = time.monotonic) -> None:
         self.default = (rate, burst)
         self.share = max(1, share)
+        self.clock = clock
         self.overrides: dict[str, tuple[float, float]] = {}
         self._buckets: dict[str, _Bucket] = {}
 
@@ -51,19 +63,20 @@ class RateLimiter:
             return
         rate /= self.share
         burst = max(burst / self.share, 1.0) if burst > 0 else rate
-        now = time.monotonic()
+        now = self.clock()
         bucket = self._buckets.get(project_id)
         if bucket is None:
             bucket = self._buckets[project_id] = _Bucket(tokens=burst, updated=now)
         bucket.tokens = min(burst, bucket.tokens + (now - bucket.updated) * rate)
         bucket.updated = now
-        if bucket.tokens >= count:
+        # More than the burst: what a full bucket holds is enough, and the rest becomes debt.
+        needed = min(count, burst)
+        if bucket.tokens >= needed - 1e-9:  # float sums of the refill must not cost a second
             bucket.tokens -= count
             return
-        # A request larger than the burst can never pass; say how long a
-        # request of the burst's size would wait, so the client backs off.
-        missing = min(count, burst) - bucket.tokens
-        raise RateLimited(f"Ingest rate limit of {rate * self.share:g} events/s exceeded for this project.", retry_after=max(missing / rate, 0.001))
+        # Whole seconds (at least one), rounded up: after them the bucket holds ``needed``.
+        wait = math.ceil((needed - bucket.tokens) / rate)
+        raise RateLimited(f"Ingest rate limit of {rate * self.share:g} events/s exceeded for this project.", retry_after=wait)
 
 
 # Per project: (events/s, burst), None where the global setting applies.

@@ -2,8 +2,10 @@
 
 ``POST /platform/ingest/v1/events`` takes one JSON object, an array of
 objects, or NDJSON; answers 202 with no body once every event is stored,
-deduplicated or quarantined; and refuses the whole request with a
-``constraintViolation`` document naming each bad path otherwise.
+deduplicated or quarantined (``X-Eventdock-Quarantined`` and
+``X-Eventdock-Duplicates`` count the last two); and refuses the whole
+request with a ``constraintViolation`` document naming each bad path
+otherwise.
 """
 
 from __future__ import annotations
@@ -167,7 +169,16 @@ _ERROR_DOC = {"content": {"application/json": {"schema": {"$ref": "#/components/
     openapi_extra=_BODY_DOC,
     response_class=Response,
     responses={
-        202: {"description": "Accepted. Response doesn't have a body."},
+        202: {
+            "description": "Accepted. Response doesn't have a body.",
+            "headers": {
+                "X-Eventdock-Quarantined": {"description": "Events quarantined by a reject-mode schema.", "schema": {"type": "integer"}},
+                "X-Eventdock-Duplicates": {
+                    "description": "Events not stored again because their id was already stored (a retry, or a repeat within the request).",
+                    "schema": {"type": "integer"},
+                },
+            },
+        },
         **{code: {"description": text, **_ERROR_DOC} for code, text in (
             (400, "Failed. The input is invalid."),
             (401, "Missing or invalid token."),
@@ -193,7 +204,7 @@ async def ingest_events(request: Request) -> Response:
     drafts = _drafts(body, kind == "application/x-ndjson", svc.pipeline, principal.project_id)
     del body  # not held while the events wait for their commit
     result = await svc.pipeline.ingest(principal.project_id, drafts, SOURCE)
-    return Response(status_code=202, headers={"X-Eventdock-Quarantined": str(result.quarantined)})
+    return Response(status_code=202, headers={"X-Eventdock-Quarantined": str(result.quarantined), "X-Eventdock-Duplicates": str(result.duplicates)})
 
 
 def _drafts(body: bytes, ndjson: bool, pipeline: Pipeline, project_id: str) -> list[Draft]:

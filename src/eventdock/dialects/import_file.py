@@ -126,10 +126,9 @@ async def import_file(
 
     def settle(task: asyncio.Task[IngestResult]) -> None:
         result = task.result()
-        stored = sum(1 for e in result.events if e.stored)
-        report.stored += stored
+        report.stored += result.stored
         report.quarantined += result.quarantined
-        report.duplicates += len(result.events) - stored - result.quarantined
+        report.duplicates += result.duplicates
 
     async def submit(drafts: list[Draft]) -> None:
         try:

@@ -9,7 +9,10 @@
 
 Responses are ``application/vnd.api+json``; every error is a JSON:API
 ``errors`` document. The rules of the lifecycle live in ``core.live``; this
-module parses, authorises, and renders.
+module authorises and renders, with ``live_events_input`` (documents),
+``live_events_query`` (query parameters: unknown ones are 400, sparse
+fieldsets), ``live_events_wire`` (content negotiation, errors) and
+``live_events_output`` (resource objects).
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from starlette.responses import Response
 
 from eventdock.core import live
 from eventdock.core.auth import Principal
-from eventdock.core.errors import FieldError, InvalidInput, NotFound
+from eventdock.core.errors import FieldError, NotFound
 from eventdock.core.live import LiveEvent
-from eventdock.core.paging import decode_cursor, encode_cursor
+from eventdock.core.paging import encode_cursor
 from eventdock.dialects import live_events_input as parse
 from eventdock.dialects import live_events_output as out
+from eventdock.dialects import live_events_query as query
 from eventdock.dialects import live_events_wire as wire
+from eventdock.dialects.live_events_query import Query
 from eventdock.dialects.live_events_wire import render_error
 from eventdock.http.body import read_body
 from eventdock.http.services import Services, authorise, services
@@ -36,8 +41,6 @@ router = APIRouter(tags=["live events (JSON:API)"])
 
 READ = "live_events:read"
 WRITE = "live_events:write"
-INCLUDES = ("stats", "project")
-SORTS = {"start_time": False, "-start_time": True}
 __all__ = ["render_error", "router"]
 
 
@@ -68,32 +71,33 @@ async def _load(svc: Services, principal: Principal, live_id: str, scope: str) -
     return ev
 
 
-def _includes(request: Request) -> list[str]:
-    raw = request.query_params.get("include")
-    if raw is None:
-        return []
-    names = [n.strip() for n in raw.split(",") if n.strip()]
-    unknown = [n for n in names if n not in INCLUDES]
-    if unknown:
-        raise InvalidInput(
-            f"Unknown include {unknown[0]!r}; supported: {', '.join(INCLUDES)}.",
-            errors=[FieldError(("include",), f"{unknown[0]!r} is not a supported relationship (stats, project)", code="parameter")],
-        )
-    return list(dict.fromkeys(names))
+def _resource(ev: LiveEvent, now: int, base: str, q: Query) -> dict[str, Any]:
+    return out.sparse(out.resource(ev, now, base), q.fields.get("events"))
 
 
-async def _included(svc: Services, events: list[LiveEvent], names: list[str], now: int) -> list[dict[str, Any]]:
+async def _included(svc: Services, events: list[LiveEvent], q: Query, now: int) -> list[dict[str, Any]]:
     included: list[dict[str, Any]] = []
-    if "stats" in names:
+    if "stats" in q.include:
         for ev in events:
             start, end = out.stats_window(ev, now)
-            included.append(out.stats_resource(ev, await _store(svc).count_events(ev.project_id, start, end)))
-    if "project" in names:
+            stats = out.stats_resource(ev, await _store(svc).count_events(ev.project_id, start, end))
+            included.append(out.sparse(stats, q.fields.get("stats")))
+    if "project" in q.include:
         for project_id in dict.fromkeys(ev.project_id for ev in events):
             project = await svc.tenancy.get_project(project_id)
             if project is not None:
-                included.append(out.project_resource(project))
+                included.append(out.sparse(out.project_resource(project), q.fields.get("projects")))
     return included
+
+
+async def _document_of(svc: Services, request: Request, events: list[LiveEvent], q: Query, now: int, *, many: bool) -> dict[str, Any]:
+    """``{data}`` (one resource, or a collection) and ``included`` when asked for."""
+    base = _base(request)
+    resources = [_resource(ev, now, base, q) for ev in events]
+    body: dict[str, Any] = {"data": resources if many else resources[0]}
+    if q.include:
+        body["included"] = await _included(svc, events, q, now)
+    return body
 
 
 # -- routes ------------------------------------------------------------------------
@@ -104,8 +108,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in (
         (400, "Bad JSON or query parameter"),
         (401, "No or invalid token"),
-        (403, "Missing scope, or another project"),
+        (403, "Missing scope, another project, or a client-generated data.id on create"),
         (404, "Unknown event or project"),
+        (406, "Accept allows the JSON:API media type only with unsupported parameters or extensions"),
         (409, "data.type or data.id mismatch"),
         (415, "Unsupported media type"),
         (422, "Invalid attributes, one error per attribute with source.pointer"),
@@ -126,7 +131,9 @@ async def create_event(request: Request) -> Response:
     wire.check_accept(request)
     wire.check_content_type(request)
     await authorise(request, WRITE, None)
+    q = query.read(request, query.ONE)
     data = await _document(request, svc)
+    parse.refuse_client_id(data)
     project_id = parse.project_id_of(data)
     await authorise(request, WRITE, project_id)
     attrs = data["attributes"]
@@ -143,8 +150,8 @@ async def create_event(request: Request) -> Response:
     await _store(svc).insert(ev)
     if action == "start":
         await clock.settle(project_id, ev.id)
-    body = out.resource(ev, clock.now(), _base(request))
-    return out.document({"data": body}, 201, headers={"Location": body["links"]["self"]})
+    body = await _document_of(svc, request, [ev], q, clock.now(), many=False)
+    return out.document(body, 201, headers={"Location": body["data"]["links"]["self"]})
 
 
 @router.get(
@@ -158,13 +165,9 @@ async def get_event(event_id: str, request: Request) -> Response:
     svc = services(request)
     wire.check_accept(request)
     principal = await authorise(request, READ, None)
-    names = _includes(request)
+    q = query.read(request, query.ONE)
     ev = await _load(svc, principal, event_id, READ)
-    now = live.engine(svc).now()
-    body: dict[str, Any] = {"data": out.resource(ev, now, _base(request))}
-    if names:
-        body["included"] = await _included(svc, [ev], names, now)
-    return out.document(body)
+    return out.document(await _document_of(svc, request, [ev], q, live.engine(svc).now(), many=False))
 
 
 @router.patch(
@@ -183,6 +186,7 @@ async def update_event(event_id: str, request: Request) -> Response:
     wire.check_accept(request)
     wire.check_content_type(request)
     principal = await authorise(request, WRITE, None)
+    query.read(request, query.NONE, documents=False)
     ev = await _load(svc, principal, event_id, WRITE)
     data = await _document(request, svc)
     parse.check_id(data, event_id)
@@ -226,6 +230,7 @@ async def update_event(event_id: str, request: Request) -> Response:
 @router.delete(
     "/api/v2/events/{event_id}",
     summary="Delete event",
+    description="A current event ends first: its `live_event_ended` is written, so every start has its end.",
     response_class=Response,
     status_code=204,
     responses={204: {"description": "Deleted."}, **_ERRORS},
@@ -234,8 +239,11 @@ async def delete_event(event_id: str, request: Request) -> Response:
     svc = services(request)
     wire.check_accept(request)
     principal = await authorise(request, WRITE, None)
+    query.read(request, query.NONE, documents=False)
     ev = await _load(svc, principal, event_id, WRITE)
-    if not await _store(svc).delete(event_id, ev.project_id):
+    # A current event ends now: its live_event_ended (and a start not yet
+    # written) reach the stream before the row goes.
+    if not await live.engine(svc).retire(ev.project_id, event_id):
         raise NotFound(f"Event '{event_id}' not found.", resource="event")
     return Response(status_code=204)
 
@@ -251,31 +259,9 @@ async def list_elements(event_id: str, request: Request) -> Response:
     svc = services(request)
     wire.check_accept(request)
     principal = await authorise(request, READ, None)
+    query.read(request, query.PAGED)
     await _load(svc, principal, event_id, READ)
     return out.document({"data": [], "links": {"self": str(request.url)}, "meta": {"count": 0}})
-
-
-def _page_count(request: Request) -> int:
-    raw = request.query_params.get("page[count]")
-    if raw is None:
-        return 20
-    if not raw.strip().isdigit() or not 1 <= int(raw) <= 100:
-        raise InvalidInput("page[count] must be an integer from 1 to 100.", errors=[FieldError(("page[count]",), "must be an integer from 1 to 100", raw, code="parameter")])
-    return int(raw)
-
-
-def _states(request: Request) -> list[str] | None:
-    raw = request.query_params.get("filter[state]")
-    if raw is None or not raw.strip():
-        return None
-    states = [s.strip() for s in raw.split(",") if s.strip()]
-    unknown = [s for s in states if s not in live.STATES]
-    if unknown:
-        raise InvalidInput(
-            f"Unknown state {unknown[0]!r}.",
-            errors=[FieldError(("filter[state]",), f"{unknown[0]!r} is not one of {', '.join(live.STATES)}", raw, code="parameter")],
-        )
-    return states
 
 
 @router.get(
@@ -289,34 +275,16 @@ async def list_events(project_id: str, request: Request) -> Response:
     svc = services(request)
     wire.check_accept(request)
     await authorise(request, READ, project_id)
-    sort = request.query_params.get("sort", "start_time")
-    if sort not in SORTS:
-        raise InvalidInput(f"Unknown sort {sort!r}.", errors=[FieldError(("sort",), "must be start_time or -start_time", sort, code="parameter")])
-    count = _page_count(request)
-    states = _states(request)
-    names = _includes(request)
-    cursor = request.query_params.get("page[cursor]")
-    after = None
-    if cursor:
-        try:
-            after = decode_cursor(cursor, "page[cursor]")
-            if not -(2**63) <= after[0] < 2**63 or "\x00" in after[1]:
-                raise InvalidInput()
-        except InvalidInput:
-            raise InvalidInput("page[cursor] is not a cursor this server gave.", errors=[FieldError(("page[cursor]",), "is invalid", cursor, code="parameter")]) from None
+    q = query.read(request, query.COLLECTION)
     now = live.engine(svc).now()
-    rows, total = await _store(svc).page(project_id, now=now, states=states, descending=SORTS[sort], after=after, limit=count + 1)
+    count = q.page_count
+    rows, total = await _store(svc).page(project_id, now=now, states=q.states, descending=q.sort_descending, after=q.after, limit=count + 1)
     more = len(rows) > count
     rows = rows[:count]
     next_url = None
     if more and rows:
         next_url = str(request.url.include_query_params(**{"page[cursor]": encode_cursor(rows[-1].start_at, rows[-1].id)}))
-    base = _base(request)
-    body: dict[str, Any] = {
-        "data": [out.resource(ev, now, base) for ev in rows],
-        "links": {"self": str(request.url), "next": next_url},
-        "meta": {"count": total},
-    }
-    if names:
-        body["included"] = await _included(svc, rows, names, now)
+    body = await _document_of(svc, request, rows, q, now, many=True)
+    body["links"] = {"self": str(request.url), "next": next_url}
+    body["meta"] = {"count": total}
     return out.document(body)

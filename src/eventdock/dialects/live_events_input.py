@@ -38,6 +38,15 @@ class Unprocessable(InvalidInput):
     code = "unprocessable"
 
 
+class ClientIdForbidden(InvalidInput):
+    """A create naming its own ``data.id`` (403, JSON:API 1.1 §crud-creating-client-ids:
+    a server "MUST return 403 Forbidden in response to an unsupported request to
+    create a resource with a client-generated ID"). The server chooses live event ids."""
+
+    status = 403
+    code = "client_id_forbidden"
+
+
 def _at(name: str, *more: str | int) -> tuple[str | int, ...]:
     return ("data", "attributes", name, *more)
 
@@ -77,6 +86,15 @@ def project_id_of(data: dict[str, Any]) -> str:
     if not isinstance(project_id, str) or not project_id.strip():
         raise Unprocessable("The project is required.", errors=[FieldError(("data", "relationships", "project"), "can't be blank")])
     return project_id
+
+
+def refuse_client_id(data: dict[str, Any]) -> None:
+    """POST: ``data.id`` is the server's to choose (a ``lid`` is fine: it names nothing here)."""
+    if data.get("id") is not None:
+        raise ClientIdForbidden(
+            "Client-generated ids are not supported; leave data.id out and the server assigns one.",
+            errors=[FieldError(("data", "id"), "client-generated ids are not supported")],
+        )
 
 
 def check_id(data: dict[str, Any], live_id: str) -> None:

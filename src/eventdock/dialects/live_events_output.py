@@ -83,6 +83,21 @@ def project_resource(project: Project) -> dict[str, Any]:
     return {"id": project.id, "type": "projects", "attributes": {"name": public["name"], "created_at": public["created_at"]}}
 
 
+def sparse(resource: dict[str, Any], wanted: frozenset[str] | None) -> dict[str, Any]:
+    """Only the fields a sparse fieldset asks for (JSON:API 1.1
+    §fetching-sparse-fieldsets: "MUST NOT include additional fields"); ``id``,
+    ``type`` and ``links`` are not fields and stay."""
+    if wanted is None:
+        return resource
+    for member in ("attributes", "relationships"):
+        kept = {name: value for name, value in resource.get(member, {}).items() if name in wanted}
+        if kept:
+            resource[member] = kept
+        else:
+            resource.pop(member, None)
+    return resource
+
+
 def stats_window(ev: LiveEvent, now: int) -> tuple[int, int]:
     """[start, end) of the events a live event counts: none before it starts,
     those so far while it runs, its whole window once it is past."""
