@@ -95,7 +95,11 @@ def differences(step: Step, output: str) -> list[str]:
             shown = json_values(text)
             got: list[Any] = []
             for _ in shown:
-                value, end = json.JSONDecoder().raw_decode(rest)
+                try:
+                    value, end = json.JSONDecoder().raw_decode(rest)
+                except ValueError:
+                    found.append(f"shown JSON, got {rest[:300]!r}")
+                    return found
                 got.append(value)
                 rest = rest[end:].lstrip()
             found += [d for s, g in zip(shown, got, strict=True) for d in same_shape(s, g)]
@@ -122,6 +126,7 @@ def test_shapes_are_compared() -> None:
     assert differences(step, '{"success":true,"data":{"id":"x","extra":1},"error":null}')
     assert differences(step, '{"success":true,"data":{"id":"x"},"error":null}{"more":1}')
     assert differences(Step("", [("text", "202\n")]), "403\n")
+    assert differences(step, "Internal Server Error")
     assert differences(Step("", [("json", '{"results": [{"a": 1}]}')]), '{"results": []}')
 
 
