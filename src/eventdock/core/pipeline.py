@@ -149,7 +149,8 @@ class Pipeline:
         properties: what waits in the writer's queue is each event's JSON
         (``properties_json``), which is all the writer stores. Under load the
         queue holds thousands of events, and their parsed objects were more
-        than half of what it held (bench/PROFILE.md, ninth session).
+        than half of what it held
+        (docs/engineering/2026-11-24-waiting-request-and-commit-time.md).
         """
         verdict = await self.governance.evaluate(events)
         for e in events:

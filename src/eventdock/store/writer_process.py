@@ -64,8 +64,8 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
 # Rows changed (sqlite3's ``total_changes``) between two checkpoints. With
 # single events' transactions of ~30 rows each COMMIT adds ~30 pages to the
 # WAL, so ~3,000 pages (12 MB) lie between checkpoints; with 500-event
-# batches ~570 (bench/PROFILE.md, tenth session). SQLite's own default is
-# 1,000 pages, whatever the transactions.
+# batches ~570 (docs/engineering/2026-11-24-checkpoints-off-the-commit-path.md).
+# SQLite's own default is 1,000 pages, whatever the transactions.
 CHECKPOINT_AFTER_CHANGES = 3_000
 # Pages of WAL after which a COMMIT checkpoints by itself, should the
 # checkpointer fall behind (40 MB).
@@ -82,8 +82,8 @@ class Checkpointer:
     own connection runs a PASSIVE checkpoint while the next transaction is
     written (sqlite3 lets go of the GIL around SQLite's work): 500-event
     batches 1.16x in pairs, single events within the noise
-    (bench/PROFILE.md, tenth session). A passive checkpoint takes no lock a
-    writer needs; once it has copied every frame, the next writer starts
+    (docs/engineering/2026-11-24-checkpoints-off-the-commit-path.md).
+    A passive checkpoint takes no lock a writer needs; once it has copied every frame, the next writer starts
     the WAL again from its beginning. The writer's autocheckpoint stays as
     the backstop (``BACKSTOP_CHECKPOINT_PAGES``).
     """
