@@ -383,3 +383,116 @@ def test_an_admin_key_creates_a_project_and_switches_to_it(page: Page, console: 
     page.get_by_label("Project", exact=True).select_option(label=name)
     expect(page.get_by_role("heading", name="API keys of this project")).to_be_visible()
     expect(page.locator("table").first.locator("tbody tr")).to_have_count(0)
+
+
+def test_hostile_names_and_properties_render_as_text_and_never_run(page: Page, console: Console) -> None:
+    """Event names, properties, profiles, schemas, violations, live events and
+    key names full of markup and script URLs, on every screen: nothing runs
+    (``window.__pwned`` stays unset, no dialog opens) and the text is shown as sent."""
+    tag = unique("x")
+    nasty = {h: h for h in HOSTILE} | {"nested": {"deeper": [HOSTILE[1], {"href": HOSTILE[2]}]}, "link": HOSTILE[2]}
+    r = console.http("POST", "/platform/ingest/v1/events", json=[{"event.name": f"{h} {tag}", **nasty} for h in HOSTILE])
+    assert r.status_code == 202, r.text
+    console.send(f"{HOSTILE[1]} {tag}", email=f"{tag}@example.com", firstName=HOSTILE[1], lastName=HOSTILE[0], softId=HOSTILE[2])
+    p = f"/api/projects/{console.project_id}"
+    group = console.http(
+        "POST", f"{p}/schema_property_groups/",
+        json={"name": f"{HOSTILE[0]} {tag}", "description": HOSTILE[1], "properties": [{"name": HOSTILE[1], "property_type": "Numeric", "is_required": True}]},
+    ).json()
+    found = console.http("GET", f"{p}/event_definitions/", params={"search": tag}).json()["results"]
+    definition = next(d for d in found if d["name"] == f"{HOSTILE[1]} {tag}")
+    assert console.http("POST", f"{p}/event_schemas/", json={"event_definition": definition["id"], "property_group_id": group["id"]}).status_code == 201
+    time.sleep(2.5)  # the schema reaches the pipeline: the next one is flagged, with its hostile value in the error
+    assert console.http("POST", "/platform/ingest/v1/events", json={"event.name": f"{HOSTILE[1]} {tag}", HOSTILE[1]: HOSTILE[3]}).status_code == 202
+    live = {"name": f"{HOSTILE[1]} {tag}", "start_mode": "manual", "start_at": int(time.time()) + 3600, "duration": 600}
+    body = {"data": {"type": "events", "attributes": live, "relationships": {"project": {"data": {"type": "projects", "id": console.project_id}}}}}
+    assert console.http("POST", "/api/v2/events", json=body, headers={"Content-Type": "application/vnd.api+json"}).status_code == 201
+    assert console.http("POST", f"{p}/keys", json={"name": HOSTILE[0], "scopes": ["events:read"]}).status_code == 201
+
+    # Markup that got through would also be stopped by the CSP; it must not even try.
+    page.add_init_script("window.__violations = []; document.addEventListener('securitypolicyviolation', e => window.__violations.push(e.violatedDirective))")
+
+    def assert_safe() -> None:
+        assert page.evaluate("window.__pwned") is None
+        assert page.evaluate("window.__violations") == []
+        assert page.locator("#main img, #main script, #main iframe").count() == 0
+        assert not page.errors  # type: ignore[attr-defined]
+
+    sign_in(page, console)
+    page.goto(f"{console.url}/#/events?live=1")
+    expect(page.locator(".live-status .badge")).to_have_text("live")
+    console.http("POST", "/platform/ingest/v1/events", json=[{"event.name": f"{h} {tag}", **nasty} for h in HOSTILE])
+    expect(page.get_by_role("button", name=f"{HOSTILE[0]} {tag}")).to_be_visible()
+    page.get_by_role("button", name=f"{HOSTILE[1]} {tag}").first.click()
+    expect(page.locator("pre.json")).to_contain_text(HOSTILE[0])
+    assert_safe()
+
+    page.goto(f"{console.url}/#/events?event={HOSTILE[1]} {tag}")
+    page.get_by_role("button", name=f"{HOSTILE[1]} {tag}").first.click()
+    expect(page.locator("pre.json")).to_contain_text(HOSTILE[2])
+    assert_safe()
+    go(page, "Overview")
+    expect(page.get_by_role("link", name=f"{HOSTILE[0]} {tag}")).to_be_visible()
+    expect(page.get_by_text(f"{HOSTILE[1]} {tag}").first).to_be_visible()
+    assert_safe()
+    go(page, "Data management")
+    page.get_by_role("link", name="Property groups").click()
+    expect(page.get_by_role("heading", name=f"{HOSTILE[0]} {tag}")).to_be_visible()
+    page.get_by_role("link", name=f"{HOSTILE[1]} {tag}").click()
+    expect(page.get_by_role("heading", name=f"{HOSTILE[1]} {tag}", level=2)).to_be_visible()
+    expect(page.locator("pre.code")).to_be_visible()  # the generated TypeScript names the hostile property
+    assert_safe()
+    go(page, "Violations")
+    expect(page.locator("article.violation", has_text=tag).first).to_contain_text(HOSTILE[1])
+    assert_safe()
+    go(page, "Live events")
+    expect(page.locator("li.live-row strong", has_text=f"{HOSTILE[1]} {tag}")).to_be_visible()
+    assert_safe()
+    go(page, "Profiles")
+    page.get_by_label("Value").fill(f"{tag}@example.com")
+    page.get_by_role("button", name="Find").click()
+    expect(page.locator("article.profile")).to_contain_text(HOSTILE[0])
+    page.locator("article.profile").get_by_role("button", name=f"{HOSTILE[1]} {tag}").click()
+    assert_safe()
+    go(page, "Keys & projects")
+    expect(page.get_by_role("cell", name=HOSTILE[0], exact=True)).to_be_visible()
+    assert_safe()
+    assert page.locator("a[href^='javascript:' i]").count() == 0
+
+
+def test_the_console_is_served_with_a_csp_that_blocks_inline_script(page: Page, console: Console) -> None:
+    response = page.goto(console.url + "/")
+    assert response is not None
+    headers = response.headers
+    assert headers["content-security-policy"].startswith("default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'")
+    assert "frame-ancestors 'none'" in headers["content-security-policy"] and headers["x-frame-options"] == "DENY"
+    expect(page.get_by_label("API token")).to_be_visible()
+    blocked = page.evaluate(
+        """() => new Promise((resolve) => {
+            document.addEventListener('securitypolicyviolation', (e) => resolve(e.violatedDirective), {once: true});
+            const s = document.createElement('script');
+            s.textContent = 'window.__inline = 1';
+            document.body.append(s);
+        })"""
+    )
+    assert blocked.startswith("script-src")
+    assert page.evaluate("window.__inline") is None
+
+
+@pytest.mark.parametrize("path, ready", [("/docs", ".swagger-ui .info .title"), ("/redoc", "h1")])
+def test_api_docs_load_with_no_request_to_another_origin(page: Page, console: Console, path: str, ready: str) -> None:
+    """The ``context`` fixture aborts and records every request that is not to
+    this server. (Redoc's bundle shows its maker's logo from a CDN: the pages'
+    CSP keeps the browser from asking for it.)"""
+    finished: list[str] = []
+    blocked: list[tuple[str, str | None]] = []
+    page.on("requestfinished", lambda r: finished.append(r.url))
+    page.on("requestfailed", lambda r: blocked.append((r.url, r.failure)))
+    response = page.goto(console.url + path)
+    assert response is not None and "default-src 'self'" in response.headers["content-security-policy"]
+    expect(page.locator(ready).first).to_contain_text("eventdock", timeout=15000)
+    expect(page.get_by_text("/api/me").first).to_be_attached()
+    assert finished and all(u.startswith(console.url + "/") for u in finished), finished
+    assert any(u.endswith("/openapi.json") for u in finished)
+    # What the bundles ask of other origins never leaves the browser.
+    assert all(failure == "csp" for _, failure in blocked), blocked
