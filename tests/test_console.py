@@ -56,6 +56,9 @@ async def test_every_module_the_console_imports_is_served(client: httpx.AsyncCli
                     parts.append(piece)
             queue.append("/".join(parts))
     assert "/console/vendor/preact.mjs" in seen and len(seen) > 5
+    page = (await client.get("/")).text
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="([^"]+)">', page))
+    assert preloaded == seen - {"/console/app.js"}, "index.html preloads exactly the modules app.js imports"
 
 
 async def test_me_describes_a_project_key(client: httpx.AsyncClient, project: Project) -> None:

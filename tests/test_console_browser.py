@@ -383,6 +383,11 @@ def test_an_admin_key_creates_a_project_and_switches_to_it(page: Page, console: 
     page.get_by_label("Project", exact=True).select_option(label=name)
     expect(page.get_by_role("heading", name="API keys of this project")).to_be_visible()
     expect(page.locator("table").first.locator("tbody tr")).to_have_count(0)
+    go(page, "Overview")  # an empty project says what to do next
+    project_id = page.evaluate("sessionStorage.getItem('eventdock.project')")
+    expect(page.locator(".empty pre")).to_contain_text(f"{console.url}/v1/projects/{project_id}/events")
+    go(page, "Events")
+    expect(page.get_by_text("No events stored yet.")).to_be_visible()
 
 
 def test_hostile_names_and_properties_render_as_text_and_never_run(page: Page, console: Console) -> None:

@@ -102,9 +102,12 @@ export async function stream(path, { onEvent, onOpen, signal }) {
     buffer += value;
     let end;
     while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const frame = buffer.slice(0, end);
+      const lines = buffer.slice(0, end).split("\n");
       buffer = buffer.slice(end + 2);
-      const data = frame.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
+      // Only plain messages are events; `event: overflow` says the server
+      // dropped this slow subscriber and ends the stream (the caller reconnects).
+      if (lines.some((l) => l.startsWith("event:"))) continue;
+      const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
       if (data) onEvent(JSON.parse(data));
     }
   }

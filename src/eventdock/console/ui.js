@@ -1,7 +1,7 @@
 // Shared pieces of the console's screens. Every value is rendered through
 // Preact, which sets text as text: no screen builds markup from strings.
 import { h } from "./vendor/preact.mjs";
-import { useCallback, useEffect, useState } from "./vendor/hooks.mjs";
+import { useCallback, useEffect, useRef, useState } from "./vendor/hooks.mjs";
 import htm from "./vendor/htm.mjs";
 
 export const html = htm.bind(h);
@@ -123,9 +123,11 @@ export function OffsetPager({ count, offset, limit, onOffset }) {
 // A destructive action asks once more, in the page (no window.confirm).
 export function ConfirmButton({ label, confirm = `Confirm: ${label.toLowerCase()}`, onConfirm, disabled }) {
   const [armed, setArmed] = useState(false);
+  const second = useRef(null);
+  useEffect(() => { if (armed && second.current) second.current.focus(); }, [armed]); // keyboard users land on it
   if (!armed) return html`<button type="button" class="danger" disabled=${disabled} onClick=${() => setArmed(true)}>${label}</button>`;
   return html`<span class="confirm">
-    <button type="button" class="danger" disabled=${disabled} onClick=${() => { setArmed(false); onConfirm(); }}>${confirm}</button>
+    <button type="button" class="danger" ref=${second} disabled=${disabled} onClick=${() => { setArmed(false); onConfirm(); }}>${confirm}</button>
     <button type="button" onClick=${() => setArmed(false)}>Cancel</button>
   </span>`;
 }

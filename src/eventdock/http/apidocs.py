@@ -41,21 +41,23 @@ def install(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return _offline(get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=openapi_url,
             title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
             swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
             swagger_ui_parameters={"validatorUrl": None},
-        ))
+        )
+        return _offline(page)
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        return _offline(get_redoc_html(
+        page = get_redoc_html(
             openapi_url=openapi_url,
             title=f"{app.title} - ReDoc",
             redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
             redoc_favicon_url=f"{ASSETS_URL}/favicon.png",
             with_google_fonts=False,
-        ))
+        )
+        return _offline(page)

@@ -5,12 +5,9 @@ import { useState } from "../vendor/hooks.mjs";
 import { api, PROJECTS_CHANGED } from "../api.js";
 import { Code, ConfirmButton, ErrorBox, Field, html, Loading, useAction, useLoad, when } from "../ui.js";
 
-const SCOPES = [
-  "events:write", "events:read", "event_definition:read", "event_definition:write",
-  "live_events:read", "live_events:write", "profiles:read", "admin", "*",
-];
-
-function NewKey({ projectId, onCreated }) {
+// The scopes to offer: a key allowed on this screen may use every scope, so
+// its `effective_scopes` (GET /api/me) list them all, as the server knows them.
+function NewKey({ me, projectId, onCreated }) {
   const [name, setName] = useState("");
   const [scopes, setScopes] = useState(["events:write"]);
   const [created, setCreated] = useState(null);
@@ -31,7 +28,7 @@ function NewKey({ projectId, onCreated }) {
     <${Field} label="Key name" error=${fields.name}><input name="name" value=${name} onInput=${(e) => setName(e.target.value)} placeholder="website" /></${Field}>
     <fieldset>
       <legend>Scopes</legend>
-      ${SCOPES.map((s) => html`<label class="check"><input type="checkbox" checked=${scopes.includes(s)} onChange=${() => toggle(s)} /> ${s}</label>`)}
+      ${me.effective_scopes.map((s) => html`<label class="check"><input type="checkbox" checked=${scopes.includes(s)} onChange=${() => toggle(s)} /> ${s}</label>`)}
       ${fields.scopes ? html`<p class="field-error" role="alert">${fields.scopes}</p>` : null}
     </fieldset>
     ${action.error && !Object.keys(fields).length ? html`<${ErrorBox} error=${action.error} />` : null}
@@ -99,7 +96,7 @@ export function Keys({ me, projectId }) {
     <h1>Keys & projects</h1>
     <h2>API keys of this project</h2>
     <${KeyList} projectId=${projectId} version=${version} onChanged=${changed} />
-    <${NewKey} projectId=${projectId} onCreated=${changed} />
+    <${NewKey} me=${me} projectId=${projectId} onCreated=${changed} />
     ${me.is_admin ? html`<${Projects} />` : null}
   </section>`;
 }
