@@ -178,7 +178,6 @@ def test_sign_in_shows_the_overview_and_sign_out_forgets_the_token(page: Page, c
     assert page.evaluate("sessionStorage.getItem('eventdock.token')") == console.token
     assert page.context.cookies() == [] and page.evaluate("localStorage.length") == 0
     assert console.token not in page.url
-    shoot(page, "overview")
 
     # Keyboard only: Tab reaches the navigation, Enter follows it.
     page.locator("body").focus()
@@ -322,6 +321,10 @@ def test_create_start_and_stop_a_live_event(page: Page, console: Console) -> Non
     row.get_by_role("button", name="Start").click()
     expect(page.get_by_role("region", name="Live now").locator("li.live-row", has_text=name)).to_be_visible()
     shoot(page, "live-events")
+    go(page, "Overview")  # live now, on the overview too
+    expect(page.locator(".panel", has=page.get_by_role("heading", name="Live now and next")).get_by_text(name)).to_be_visible()
+    shoot(page, "overview")  # with the events, violations and live event of the tests before
+    go(page, "Live events")
     row.get_by_role("button", name="Stats").click()
     expect(row).to_contain_text("events ingested during it")
     row.get_by_role("button", name="Stop").click()

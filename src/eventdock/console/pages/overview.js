@@ -25,7 +25,7 @@ function Chart({ series }) {
         const h = Math.round((b.count / max) * height);
         return html`<g>
           <rect x=${i * bar + 1} y=${height - h} width=${bar - 2} height=${h} class="bar"><title>${when(b.bucket)}: ${number(b.count)}</title></rect>
-          ${i % 6 === 0 ? html`<text x=${i * bar + 2} y=${height + 15} class="axis">${b.bucket.slice(11, 16)}</text>` : null}
+          ${i % 6 === 0 && i + 3 < series.length ? html`<text x=${i * bar + 2} y=${height + 15} class="axis">${b.bucket.slice(11, 16)}</text>` : null}
         </g>`;
       })}
     </svg>

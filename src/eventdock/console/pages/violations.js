@@ -31,7 +31,7 @@ function Row({ me, projectId, v, onReplayed }) {
       <span class="muted"> ${ago(v.received_at)} · ${v.source}${v.event_id ? ` · ${v.event_id}` : ""}</span>
       ${v.replayed ? html` <span class="badge replayed">replayed</span>` : null}
     </header>
-    <ul class="plain">${v.errors.map((e) => html`<li><code>${e.property}</code> ${e.reason}: ${e.message}</li>`)}</ul>
+    <ul class="plain">${v.errors.map((e) => html`<li><code>${e.property}</code> ${e.message}</li>`)}</ul>
     ${v.event ? html`<button type="button" class="link" aria-expanded=${open} onClick=${() => setOpen(!open)}>${open ? "Hide event" : "Show event"}</button>
       ${open ? html`<${Json} value=${v.event} />` : null}` : null}
     ${replayable ? html`<${Replay} projectId=${projectId} violation=${v} onReplayed=${onReplayed} />` : null}
