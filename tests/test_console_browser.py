@@ -78,9 +78,7 @@ class Console:
 @pytest.fixture(scope="module")
 def console(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     url = fresh_database_url(backend, tmp_path_factory.mktemp("console"), f"console_{os.getpid()}")
-    boot = subprocess.run(
-        [sys.executable, "-m", "eventdock", "init", "--database", url, "--json"], capture_output=True, check=True, env={**os.environ}
-    )
+    boot = subprocess.run([sys.executable, "-m", "eventdock", "init", "--database", url, "--json"], capture_output=True, check=True)
     admin = json.loads(boot.stdout)["key"]["token"]
     server = Server(url).start()
     try:
@@ -222,6 +220,19 @@ def test_an_ingested_event_appears_in_the_table_and_in_the_live_tail(page: Page,
     page.get_by_role("button", name=name).click()
     expect(page.locator("pre.json")).to_contain_text('"plan": "pro"')
     shoot(page, "events")
+
+    # Cursor pages of 50, the cursor in the URL.
+    many = unique("scroll")
+    assert console.http("POST", "/platform/ingest/v1/events", json=[{"event.name": many, "n": i} for i in range(60)]).status_code == 202
+    page.goto(f"{console.url}/#/events?event={many}")
+    rows = page.locator("table.events tbody tr")
+    expect(rows).to_have_count(50)
+    page.get_by_role("button", name="Older").click()
+    expect(rows).to_have_count(10)
+    assert "cursor=" in page.url
+    expect(page.get_by_role("button", name="Older")).to_have_count(0)
+    page.get_by_role("button", name="Newer").click()
+    expect(rows).to_have_count(50)
 
 
 def test_a_rule_breaking_event_is_quarantined_then_replayed_once_the_rule_is_relaxed(page: Page, console: Console) -> None:

@@ -113,7 +113,7 @@ export async function stream(path, { onEvent, onOpen, signal }) {
   }
 }
 
-// What the signed-in token may do (GET /api/me), and the project in view.
+// What the signed-in token is: its project and what it may do (GET /api/me).
 export async function whoAmI() {
   return api("/api/me");
 }

@@ -56,7 +56,7 @@ function ProjectPicker({ me, projectId, onChoose }) {
   const [error, setError] = useState(null);
   useEffect(() => {
     if (!me.is_admin) return undefined;
-    const load = () => api("/api/projects?limit=1000").then((page) => {
+    const load = () => api("/api/projects").then((page) => {
       setProjects(page.results);
       if (!projectId && page.results.length) onChoose(page.results[0].id);
     }, setError);

@@ -4,8 +4,9 @@
 // `properties__0__validation_rules`).
 import { useState } from "../vendor/hooks.mjs";
 import { api, can } from "../api.js";
-import { ConfirmButton, Empty, ErrorBox, Field, html, Loading, useAction, useLoad } from "../ui.js";
+import { ConfirmButton, Empty, ErrorBox, Field, html, Loading, OffsetPager, useAction, useLoad } from "../ui.js";
 
+const PAGE = 50;
 const TYPES = ["String", "Numeric", "Boolean", "DateTime", "Object", "Any"];
 const blankProperty = () => ({ name: "", property_type: "String", is_required: false, is_optional_in_types: false, rules: "" });
 
@@ -92,7 +93,8 @@ function rulesText(rules) {
 }
 
 export function PropertyGroups({ me, projectId }) {
-  const { data, error, loading, reload } = useLoad(() => api(`/api/projects/${projectId}/schema_property_groups/?limit=1000`), [projectId]);
+  const [offset, setOffset] = useState(0);
+  const { data, error, loading, reload } = useLoad(() => api(`/api/projects/${projectId}/schema_property_groups/?limit=${PAGE}&offset=${offset}`), [projectId, offset]);
   const [editing, setEditing] = useState(null); // null, "new", or a group
   const action = useAction();
   const writable = can(me, "event_definition:write");
@@ -118,5 +120,6 @@ export function PropertyGroups({ me, projectId }) {
       <p class="muted">Attached to: ${g.events.length ? g.events.map((e, i) => html`${i ? ", " : ""}<a href=${`#/data/definitions/${encodeURIComponent(e.id)}`}>${e.name}</a>`) : "no event"}</p>
       ${writable ? html`<p><button type="button" onClick=${() => setEditing(g)}>Edit</button> <${ConfirmButton} label="Delete group" onConfirm=${() => remove(g)} /></p>` : null}
     </article>`)}
+    <${OffsetPager} count=${data.count} offset=${offset} limit=${PAGE} onOffset=${setOffset} />
   </div>`;
 }

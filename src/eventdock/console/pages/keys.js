@@ -63,7 +63,7 @@ function KeyList({ projectId, version, onChanged }) {
 }
 
 function Projects() {
-  const { data, error, reload } = useLoad(() => api("/api/projects?limit=1000"), []);
+  const { data, error, reload } = useLoad(() => api("/api/projects"), []);
   const [name, setName] = useState("");
   const action = useAction();
   const submit = (e) => {

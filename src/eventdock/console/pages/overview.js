@@ -41,14 +41,18 @@ function Trend({ projectId }) {
   return html`<${Chart} series=${data.series} />`;
 }
 
+// One page of definitions asked for by volume, and sorted by volume here too:
+// where the server orders by name instead, the panel is still right for a
+// project of up to 100 definitions.
 function TopDefinitions({ projectId }) {
-  const { data, error, loading } = useLoad(() => api(`/api/projects/${projectId}/event_definitions/?ordering=-volume&limit=10`), [projectId]);
+  const { data, error, loading } = useLoad(() => api(`/api/projects/${projectId}/event_definitions/?ordering=-volume&limit=100`), [projectId]);
   if (loading) return html`<${Loading} />`;
   if (error) return html`<${ErrorBox} error=${error} />`;
   if (!data.results.length) return html`<${Empty}>No event definitions yet: the first event of a name creates one.</${Empty}>`;
+  const top = [...data.results].sort((a, b) => (b.volume || 0) - (a.volume || 0)).slice(0, 10);
   return html`<table>
     <thead><tr><th scope="col">Event</th><th scope="col">Volume</th><th scope="col">Last seen</th></tr></thead>
-    <tbody>${data.results.map((d) => html`<tr>
+    <tbody>${top.map((d) => html`<tr>
       <td><a href=${`#/data/definitions/${encodeURIComponent(d.id)}`}>${d.name}</a></td>
       <td class="num">${number(d.volume)}</td><td title=${d.last_seen_at || ""}>${ago(d.last_seen_at)}</td>
     </tr>`)}</tbody>
