@@ -6,7 +6,9 @@ Loads N events into a fresh project with the store's batched insert (as
 ``bench.query_bench`` does: 30 days, 20 names), starts ``eventdock serve``,
 signs in to the console in Chromium and times, from a full page load of
 ``/#/events`` (modules, ``/api/me``, the listing), until the first row is
-shown; then the same with a name filter. A one-off measurement, not a test.
+shown, and the listing's API call alone; then the same with a name filter.
+A one-off measurement, not a test; it needs the test extra (Playwright) and
+Chromium (script/install-chromium).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 from sqlalchemy import text
 
 from bench.databases import admin_token, create_project, fresh_database
@@ -48,7 +50,7 @@ async def seed(url: str, project_id: str, count: int) -> float:
         await db.dispose()
 
 
-def first_row_seconds(page, url: str, runs: int) -> list[float]:  # type: ignore[no-untyped-def]
+def first_row_seconds(page: Page, url: str, runs: int) -> list[float]:
     page.goto(url)
     page.wait_for_selector("table.events tbody tr")
     times = []
