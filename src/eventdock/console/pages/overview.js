@@ -41,9 +41,8 @@ function Trend({ projectId }) {
   return html`<${Chart} series=${data.series} />`;
 }
 
-// One page of definitions asked for by volume, and sorted by volume here too:
-// where the server orders by name instead, the panel is still right for a
-// project of up to 100 definitions.
+// A page of up to 100 definitions asked for by volume (`ordering=-volume`),
+// sorted by volume here too, so the panel is right whatever order it came in.
 function TopDefinitions({ projectId }) {
   const { data, error, loading } = useLoad(() => api(`/api/projects/${projectId}/event_definitions/?ordering=-volume&limit=100`), [projectId]);
   if (loading) return html`<${Loading} />`;
