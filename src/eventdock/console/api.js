@@ -27,7 +27,11 @@ export class ApiError extends Error {
 export function errorFrom(status, body) {
   if (body && typeof body === "object") {
     if (typeof body.detail === "string") { // DRF (event schemas, admin, query)
-      return new ApiError(status, body.detail, body.attr ? { [body.attr]: body.detail } : {});
+      const fields = body.attr ? { [body.attr]: body.detail } : {};
+      for (const e of Array.isArray(body.errors) ? body.errors : []) { // every field's error, where listed
+        if (e && e.attr && !(e.attr in fields)) fields[e.attr] = e.detail;
+      }
+      return new ApiError(status, body.detail, fields);
     }
     if (Array.isArray(body.errors)) { // JSON:API (live events)
       const fields = {};
