@@ -47,7 +47,7 @@ from eventdock.dialects import (
     live_events,
     query,
 )
-from eventdock.http import admin, fastlane, metrics, ops
+from eventdock.http import admin, apidocs, console, fastlane, metrics, ops
 from eventdock.http.body import ReadingBudget
 from eventdock.http.services import Services
 from eventdock.store import profiles, query_tail, schemas, violations
@@ -186,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Self-hosted event platform: CDP events, PostHog event schemas, Monterosa live events and OpenPipeline generic ingest.",
         lifespan=lifespan,
+        docs_url=None,  # apidocs serves both pages from the package, not a CDN
         redoc_url=None,
     )
     app.state.services = svc
@@ -222,6 +223,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    apidocs.install(app)
+    console.install(app)
     _document_envelopes(app)
     return app
 

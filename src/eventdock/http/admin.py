@@ -13,7 +13,7 @@ import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from eventdock.core.auth import validate_scopes
+from eventdock.core.auth import SCOPES, token_from_authorization, validate_scopes
 from eventdock.core.errors import (
     FieldError,
     InvalidInput,
@@ -67,6 +67,27 @@ def _convert(data: Any, kind: type) -> Any:
         # msgspec says ``$.scopes[0]``; the path is ("scopes", 0).
         path = tuple(int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", where))
         raise InvalidInput(errors=[FieldError(path, text.split(" - at")[0], code="invalid")]) from None
+
+
+@router.get(
+    "/api/me",
+    summary="The calling API key",
+    description="Any valid key may ask. `scopes` are the key's own; `effective_scopes` every scope it may use "
+    "(`*` and `admin` imply all, `X:write` implies `X:read`); `project` is the key's project, null for an admin key.",
+    response_class=Response,
+)
+async def current_key(request: Request) -> Response:
+    svc = services(request)
+    principal = await svc.authenticator.authenticate(token_from_authorization(request.headers.get("authorization")))
+    project = await svc.tenancy.get_project(principal.project_id) if principal.project_id else None
+    return json_response(
+        {
+            "key": {"id": principal.key_id, "name": principal.name, "project_id": principal.project_id, "scopes": sorted(principal.scopes)},
+            "effective_scopes": [s for s in SCOPES if principal.has_scope(s)],
+            "is_admin": principal.is_admin,
+            "project": project.as_public(limits=False) if project else None,
+        }
+    )
 
 
 @router.post("/api/projects", status_code=201, summary="Create a project", response_class=Response)
