@@ -30,6 +30,7 @@ from eventdock.core.errors import (
 from eventdock.core.events import Draft, Event, normalise, now_ms
 from eventdock.core.governance import Governance, Verdict
 from eventdock.core.ratelimit import RateLimiter
+from eventdock.core.suppression import Suppressions
 
 
 class Committer(Protocol):
@@ -74,6 +75,7 @@ class Pipeline:
         governance: Governance | None = None,
         on_ingest: IngestListener | None = None,
         on_reject: RejectListener | None = None,
+        suppressions: Suppressions | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.committer = committer
@@ -82,6 +84,7 @@ class Pipeline:
         self.governance = governance or Governance()
         self.on_ingest = on_ingest
         self.on_reject = on_reject
+        self.suppressions = suppressions or Suppressions()
         self.clock = clock
 
     def ensure_room(self) -> None:
@@ -142,8 +145,19 @@ class Pipeline:
         (``properties_json``), which is all the writer stores. Under load the
         queue holds thousands of events, and their parsed objects were more
         than half of what it held (bench/PROFILE.md, ninth session).
+
+        Events that carry an identifier of a person erased with suppression
+        (SPEC §11) are dropped before governance: neither stored nor
+        quarantined, only counted (``on_reject``, reason ``suppressed``).
+        They stay in the result, not stored, so a dialect answers as for a
+        retry.
         """
-        verdict = await self.governance.evaluate(events)
+        judged, positions = events, None
+        if project_id in self.suppressions.projects:  # the usual project has none: one lookup
+            judged, positions = self._unsuppressed(project_id, events, source)
+        verdict = await self.governance.evaluate(judged)
+        if positions is not None and verdict.rejected:  # governance counted the kept events only
+            verdict.rejected = {positions[i]: errors for i, errors in verdict.rejected.items()}
         for e in events:
             e.properties = None
         await self.committer.submit(verdict.accepted, verdict.records)
@@ -151,3 +165,12 @@ class Pipeline:
         if self.on_ingest is not None:
             self.on_ingest(project_id, source, result)
         return result
+
+    def _unsuppressed(self, project_id: str, events: list[Event], source: str) -> tuple[list[Event], list[int] | None]:
+        """The events to judge and store, and their positions in ``events`` (None: all of them)."""
+        positions = self.suppressions.kept_positions(project_id, events)
+        if positions is None:
+            return events, None
+        if self.on_reject is not None:
+            self.on_reject(project_id, source, "suppressed", len(events) - len(positions))
+        return [events[i] for i in positions], positions
