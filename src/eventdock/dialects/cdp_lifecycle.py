@@ -24,6 +24,7 @@ from eventdock.dialects.cdp import ERROR_RESPONSES, WRAPPED, item, ok
 from eventdock.http.services import authorise, services
 from eventdock.store import erasure, lifecycle
 from eventdock.store import profiles as profile_store
+from eventdock.store.database import Database
 from eventdock.store.query import EventFilter, iter_oldest_first
 
 router = APIRouter(tags=["CDP profiles"])
@@ -40,6 +41,13 @@ def _flag(request: Request, name: str) -> bool:
     if raw.lower() in _FALSE:
         return False
     raise InvalidInput("Validation failed.", errors=[FieldError((name,), "must be true or false", raw)])
+
+
+async def profile_ndjson(db: Database, project_id: str, profile: profile_store.Profile) -> AsyncIterator[bytes]:
+    """The export's lines: the profile, then its family's events, oldest first, a page at a time."""
+    yield _encode(profile.as_public()) + b"\n"
+    async for rows in iter_oldest_first(db, EventFilter(project_id, profile_ids=profile.family)):
+        yield b"".join(_encode(item(r)) + b"\n" for r in rows)
 
 
 @router.delete(
@@ -102,13 +110,8 @@ async def export_profile(projectUuid: str, profileId: str, request: Request) -> 
     if profile is None:
         raise NotFound(f"Profile '{profileId}' not found in this project.", resource="profile")
 
-    async def lines() -> AsyncIterator[bytes]:
-        yield _encode(profile.as_public()) + b"\n"
-        async for rows in iter_oldest_first(svc.db, EventFilter(projectUuid, profile_ids=profile.family)):
-            yield b"".join(_encode(item(r)) + b"\n" for r in rows)
-
     return StreamingResponse(
-        lines(),
+        profile_ndjson(svc.db, projectUuid, profile),
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="profile-{profile.id}.ndjson"'},
     )
