@@ -7,6 +7,7 @@ row that named the person may be left.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from typing import Any
 
@@ -234,3 +235,29 @@ async def test_project_created_with_retention(client: httpx.AsyncClient, project
     assert r.status_code == 201 and r.json()["retention_days"] == 7
     r = await client.get(f"/api/projects/{r.json()['id']}", headers=project.admin.headers)
     assert r.json()["retention_days"] == 7
+
+
+def test_migration_turns_incremental_auto_vacuum_on_for_an_existing_sqlite_file(tmp_path: Any) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from eventdock.store.database import MIGRATIONS, Database
+
+    path = tmp_path / "old.db"
+    db = Database(f"sqlite:///{path}")
+    engine = db.blocking_engine()
+    with engine.connect() as conn:  # a file made before 0006: auto_vacuum off
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+        conn.commit()
+        conn.exec_driver_sql("INSERT INTO projects (id, name, created_at) VALUES ('p', 'kept', 1)")
+        conn.commit()
+        assert conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() == 0
+    engine.dispose()
+    db.migrate()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # INCREMENTAL
+        assert raw.execute("SELECT name, retention_days FROM projects").fetchall() == [("kept", None)]
+    raw.close()

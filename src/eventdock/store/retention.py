@@ -69,7 +69,14 @@ def remove_violations(conn: Connection, project_id: str, cutoff_ms: int, limit: 
 
 
 def give_back_pages(conn: Connection, pages: int) -> int:
-    """SQLite: return up to ``pages`` free pages to the file system; returns how many stay free."""
+    """SQLite: return up to ``pages`` free pages to the file system; returns how many stay free.
+
+    ``PRAGMA incremental_vacuum`` frees one page per step of the statement,
+    and sqlite3 steps a statement that returns no rows once: so one page per
+    execution, each a few microseconds.
+    """
     raw = conn.connection.driver_connection
-    raw.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+    free = int(raw.execute("PRAGMA freelist_count").fetchone()[0])
+    for _ in range(min(free, pages)):
+        raw.execute("PRAGMA incremental_vacuum")
     return int(raw.execute("PRAGMA freelist_count").fetchone()[0])
