@@ -261,3 +261,12 @@ def test_migration_turns_incremental_auto_vacuum_on_for_an_existing_sqlite_file(
         assert raw.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # INCREMENTAL
         assert raw.execute("SELECT name, retention_days FROM projects").fetchall() == [("kept", None)]
     raw.close()
+
+
+async def test_openapi_documents_the_lifecycle_routes(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert "202" in paths["/v1/projects/{projectUuid}/profiles/{profileId}"]["delete"]["responses"]
+    assert "get" in paths["/v1/projects/{projectUuid}/deletions/{deletionId}"]
+    export = paths["/v1/projects/{projectUuid}/profiles/{profileId}/export"]["get"]
+    assert "application/x-ndjson" in export["responses"]["200"]["content"]
+    assert "retention" in paths["/api/projects/{project_id}"]["patch"]["summary"]
