@@ -416,7 +416,7 @@ def profile_delete(
             raise ValueError(f"no profile {profile_id} in project {project}")
         remover = Remover(db, settings)
         while wait and deletion.status != "completed":
-            if await remover.run() is None:  # a server's remover holds the lock: it erases it
+            if await remover.run(expire=False) is None:  # a server's remover holds the lock: it erases it
                 await asyncio.sleep(0.5)
             deletion = await erasure.get_deletion(db, project, deletion.id) or deletion
         return deletion

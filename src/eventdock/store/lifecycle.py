@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import insert, text
+from sqlalchemy import delete, insert, text
 from sqlalchemy.engine import Connection
 
 from eventdock.config import Settings
@@ -54,6 +54,8 @@ log = logging.getLogger("eventdock.lifecycle")
 
 # pg_advisory_lock keys: migrations use 7146001.
 REMOVER_LOCK_KEY = 7146002
+# How long the record of a run is kept (30 days).
+RUNS_KEPT_MS = 30 * 86_400_000
 # Free pages handed back per transaction (4 KiB each: 2 MB, ~25 ms).
 VACUUM_PAGES = 500
 
@@ -90,7 +92,9 @@ def _advisory_unlock(conn: Connection) -> None:
 
 
 def _record_run(conn: Connection, row: dict[str, Any]) -> None:
+    """Record a run, and forget those older than ``RUNS_KEPT_MS``."""
     conn.execute(insert(lifecycle_runs).values(**row))
+    conn.execute(delete(lifecycle_runs).where(lifecycle_runs.c.started_at < row["started_at"] - RUNS_KEPT_MS))
 
 
 class Remover:
@@ -140,8 +144,9 @@ class Remover:
                 return True
         return False
 
-    async def run(self) -> RunReport | None:
-        """One run under the remover lock; None when another process holds it."""
+    async def run(self, *, expire: bool = True) -> RunReport | None:
+        """One run under the remover lock; None when another process holds it.
+        Without ``expire`` it runs only the erasure requests (``eventdock profile delete``)."""
         if self._local.locked():
             return None
         async with self._local:
@@ -150,7 +155,7 @@ class Remover:
                 if not await self._lock(conn):
                     return None
                 try:
-                    return await self._run(conn)
+                    return await self._run(conn, expire=expire)
                 finally:
                     await self._unlock(conn)
             finally:
@@ -168,14 +173,15 @@ class Remover:
             with contextlib.suppress(Exception):  # a broken connection took the lock with it
                 await conn.run(_advisory_unlock)
 
-    async def _run(self, conn: WriterConnection) -> RunReport:
+    async def _run(self, conn: WriterConnection, *, expire: bool) -> RunReport:
         report = RunReport(started_at_ms=now_ms())
         await self._erase_all(conn, report)
-        report.windows = await retention.windows(self.db, self.settings.retention_days)
+        if expire:
+            report.windows = await retention.windows(self.db, self.settings.retention_days)
         for window in report.windows:
             await self._expire(conn, window, report)
             await self._erase_all(conn, report)  # a request that came meanwhile goes first
-        if self.db.is_sqlite and (report.events or report.violations or report.deletions):
+        if self.db.is_sqlite and report.did_work:
             while await conn.run(functools.partial(retention.give_back_pages, pages=VACUUM_PAGES)) > 0:
                 await self._pause()
         report.lag_seconds = await self._lag(report.windows)
