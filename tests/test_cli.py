@@ -164,6 +164,16 @@ def test_profile_export_and_delete(db: str, tmp_path: Path) -> None:
             assert conn.execute(sa.text("SELECT count(*) FROM profile_identifiers WHERE value = 'cli@example.com'")).scalar() == 0
         missing = run("profile", "delete", str(profile), "--project", project["id"], "--database", db, check=False)
         assert missing.returncode == 2 and "no profile" in missing.stderr
+        # Suppressed: a later import of an event carrying the address stores nothing.
+        with engine.connect() as conn:
+            other = conn.execute(sa.text("SELECT profile_id FROM profile_identifiers WHERE value = 'other@example.com'")).scalar()
+        suppressed = one_json(run("profile", "delete", str(other), "--project", project["id"], "--suppress", "--database", db, "--json"))
+        assert suppressed["status"] == "completed" and suppressed["suppress"] is True
+        late = tmp_path / "late.ndjson"
+        late.write_text(json.dumps({"event.name": "visit", "event.id": "late", "email": "OTHER@example.com"}) + "\n")
+        run("import", str(late), "--project", project["id"], "--database", db, "--json")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM events WHERE project_id = :p"), {"p": project["id"]}).scalar() == 0
     finally:
         engine.dispose()
     updated = one_json(run("project", "update", project["id"], "--retention-days", "7", "--database", db, "--json"))

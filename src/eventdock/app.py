@@ -38,6 +38,7 @@ from eventdock.core.errors import (
 from eventdock.core.events import NUL_MESSAGE
 from eventdock.core.pipeline import IngestResult, Pipeline
 from eventdock.core.ratelimit import RateLimiter
+from eventdock.core.suppression import Suppressions
 from eventdock.dialects import (
     cdp,
     cdp_lifecycle,
@@ -51,7 +52,6 @@ from eventdock.dialects import (
 from eventdock.http import admin, fastlane, metrics, ops
 from eventdock.http.body import ReadingBudget
 from eventdock.http.services import Services
-from eventdock.core.suppression import Suppressions
 from eventdock.store import lifecycle, profiles, query_tail, schemas, violations
 from eventdock.store.database import Database
 from eventdock.store.tenancy import Tenancy

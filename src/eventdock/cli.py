@@ -261,6 +261,7 @@ def import_events(
     from eventdock.app import build_services
     from eventdock.config import Settings
     from eventdock.dialects.import_file import ImportFailed, import_file
+    from eventdock.store.lifecycle import poll_suppressions
     from eventdock.store.query_tail import LiveTail
 
     path = Path(file)
@@ -277,6 +278,7 @@ def import_events(
             if target is None:
                 raise ImportFailed(f"no project {project}" if project else "the database has no project; run `eventdock init` first")
             LiveTail(svc.db).attach(svc.writer)  # live-tail subscribers on PostgreSQL servers see imported events
+            await poll_suppressions(svc.db, svc.pipeline.suppressions)  # erased people stay erased
             svc.writer.start()
             await svc.writer.opened()
             try:

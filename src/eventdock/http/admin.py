@@ -72,6 +72,17 @@ def _convert(data: Any, kind: type) -> Any:
         raise InvalidInput(errors=[FieldError(path, text.split(" - at")[0], code="invalid")]) from None
 
 
+MAX_RETENTION_DAYS = 36_500
+
+
+def _retention(value: Any) -> Any:
+    """A retention in days (1-36500) or None; 400 otherwise."""
+    if isinstance(value, int) and not 1 <= value <= MAX_RETENTION_DAYS:
+        message = f"Ensure this value is between 1 and {MAX_RETENTION_DAYS}, or null for the server's default."
+        raise InvalidInput(errors=[FieldError(("retention_days",), message, value, code="invalid")])
+    return value
+
+
 @router.post("/api/projects", status_code=201, summary="Create a project", response_class=Response)
 async def create_project(request: Request) -> Response:
     principal = await authorise(request, "admin", None)
@@ -84,16 +95,6 @@ async def create_project(request: Request) -> Response:
     retention = _retention(data.retention_days)
     project = await services(request).tenancy.create_project(name, retention_days=retention)
     return json_response(project.as_public(), 201)
-
-
-MAX_RETENTION_DAYS = 36_500
-
-
-def _retention(value: Any) -> Any:
-    if isinstance(value, int) and not 1 <= value <= MAX_RETENTION_DAYS:
-        message = f"Ensure this value is between 1 and {MAX_RETENTION_DAYS}, or null for the server's default."
-        raise InvalidInput(errors=[FieldError(("retention_days",), message, value, code="invalid")])
-    return value
 
 
 @router.get("/api/projects", summary="List projects", response_class=Response)

@@ -219,8 +219,9 @@ def erase_rejected(conn: Connection, deletion_id: str, project_id: str, profile_
     return rows[-1].id if len(rows) == limit else None
 
 
-def finish(conn: Connection, deletion_id: str, project_id: str, profile_id: str) -> None:
-    """The last transaction: stragglers, identifiers, profiles; the request is completed."""
+def finish(conn: Connection, deletion_id: str, project_id: str, profile_id: str, suppress: bool = False) -> None:
+    """The last transaction: stragglers, identifiers, profiles; the request is completed.
+    With ``suppress``, identifiers the family gained since the request are suppressed too."""
     family = _family(conn, project_id, profile_id)
     if family and conn.dialect.name == "postgresql":
         keys = sorted({lock_key(project_id, kind, value) for kind, value in _identifiers(conn, project_id, family)})
@@ -229,6 +230,8 @@ def finish(conn: Connection, deletion_id: str, project_id: str, profile_id: str)
         family = _family(conn, project_id, profile_id)  # a writer may have merged meanwhile
         if family:
             conn.execute(select(_p.id).where(_p.project_id == project_id, _p.id.in_(family)).with_for_update()).all()
+    if family and suppress:
+        suppress_identifiers(conn, project_id, _identifiers(conn, project_id, family))
     gone_profiles = 0
     if family:
         gone_events, gone_violations = _erase_event_rows(conn, project_id, family, None)

@@ -248,7 +248,7 @@ class Remover:
             # identifiers go last) and ``finish`` erases it.
             settled = deletion.requested_at_ms + int(2_000 * self.settings.suppression_poll_seconds) + 500
             await asyncio.sleep(max(0.0, (settled - now_ms()) / 1000))
-        await conn.run(functools.partial(erasure.finish, **ids))
+        await conn.run(functools.partial(erasure.finish, **ids, suppress=deletion.suppress))
         log.info("erasure %s: completed", deletion.id)
 
     async def _lag(self, windows: list[retention.Window]) -> float:
