@@ -2,9 +2,9 @@
 
 An erasure with ``?suppress=true`` keeps, for each identifier of the
 erased profiles, a keyed hash: BLAKE2b of ``kind\\0value`` under the
-project's random salt. The salt keeps the list from being read back
-against a precomputed table of hashed e-mail addresses; what is kept
-cannot be turned back into the identifier.
+project's random salt. The list holds no identifier; the salt keeps it
+from being read against a precomputed table of hashed e-mail addresses
+(someone holding the database can still test a value they already know).
 
 ``Suppressions`` is each worker's copy of those hashes, by project, and
 the ingest pipeline's check. The check costs one dict lookup per request
