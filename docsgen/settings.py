@@ -40,6 +40,11 @@ MEANINGS = {
     "EVENTDOCK_WRITER_MAX_QUEUE_EVENTS": "once this many events wait for the writer, requests get 503 + `Retry-After`, before their bodies are parsed (the request that reaches the bound is taken whole)",
     "EVENTDOCK_WRITER_MAX_READING_BYTES": "how many bytes of ingest bodies a worker reads at once; past it, a body over 64 KiB gets 503 + `Retry-After` before it is read (smaller bodies always get in, and one body up to the size limit always does)",
     "EVENTDOCK_WRITER_CONNECTIONS": "PostgreSQL: writer connections per worker, each committing its own batch (SQLite always uses one: it admits one writer at a time)",
+    "EVENTDOCK_RETENTION_DAYS": "retention of projects without their own `retention_days`, in days (`0`: for ever; [data lifecycle](data-lifecycle.md))",
+    "EVENTDOCK_LIFECYCLE_INTERVAL_SECONDS": "how often each worker looks for expired rows and erasure requests (one remover runs at a time across all workers and nodes)",
+    "EVENTDOCK_LIFECYCLE_BATCH_ROWS": "most rows one removal transaction deletes",
+    "EVENTDOCK_LIFECYCLE_PAUSE_SECONDS": "the remover's pause after each transaction, the group-commit writer's turn",
+    "EVENTDOCK_SUPPRESSION_POLL_SECONDS": "how often a worker reloads changed suppression lists",
 }
 
 HEADER = """\

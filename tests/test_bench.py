@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from sqlalchemy import func, select
 
-from bench import bare, databases, openloop, profile, runner, sqlite_ceiling, store_rate, workload, wrk
+from bench import bare, databases, openloop, profile, retention, runner, sqlite_ceiling, store_rate, workload, wrk
 from bench.servers import WRITER_PROCESS, RssSampler, bare_server, eventdock_server
 from eventdock.store.database import Database
 from eventdock.store.tables import events
@@ -275,3 +275,11 @@ def test_inproc_reports_the_loops_cpu_and_the_writers_transactions() -> None:
     assert line.startswith("generic: 400 requests,") and "µs per request" in line, line
     transactions = int(line.split(" transactions,")[0].rsplit(" ", 1)[1])
     assert 0 < transactions <= 400, line
+
+
+def test_retention_bench_reports_the_removal_rate_and_both_p99s(tmp_path: Path) -> None:
+    result = retention.measure("sqlite", events=3000, rate=20, duration=1.0, workers=1, work_dir=tmp_path, pg_url=PG_URL)
+    assert result["removal"]["events_removed"] == 3000 and result["removal"]["events_per_s"] > 0
+    for phase in ("ingest_alone", "ingest_during_removal"):
+        assert result[phase]["completed"] > 0 and set(result[phase]["codes"]) == {"202"}, result[phase]
+        assert result[phase]["p99_ms"] > 0

@@ -135,3 +135,48 @@ def test_serve_prints_the_bootstrap_token_once(db: str) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.communicate(timeout=30)
     assert "edk_" not in serve_once(db)
+
+
+def test_profile_export_and_delete(db: str, tmp_path: Path) -> None:
+    project = one_json(run("project", "create", "people", "--retention-days", "90", "--database", db, "--json"))
+    assert project["retention_days"] == 90
+    events = tmp_path / "people.ndjson"
+    events.write_text(
+        "\n".join(json.dumps({"event.name": "visit", "event.id": f"e{i}", "email": "cli@example.com", "n": i}) for i in range(3))
+        + "\n" + json.dumps({"event.name": "visit", "event.id": "other", "email": "other@example.com"}) + "\n"
+    )
+    run("import", str(events), "--project", project["id"], "--database", db, "--json")
+    engine = sa.create_engine(db.replace("postgresql://", "postgresql+psycopg://", 1), poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            profile = conn.execute(sa.text("SELECT profile_id FROM profile_identifiers WHERE value = 'cli@example.com'")).scalar()
+        out = tmp_path / "export.ndjson"
+        run("profile", "export", str(profile), "--project", project["id"], "--output", str(out), "--database", db)
+        first, *rest = [json.loads(line) for line in out.read_text().splitlines()]
+        assert first["id"] == profile and first["identifiers"]["email"] == ["cli@example.com"]
+        assert [e["id"] for e in rest] == ["e0", "e1", "e2"]
+        deletion = one_json(run("profile", "delete", str(profile), "--project", project["id"], "--database", db, "--json"))
+        assert deletion["status"] == "completed" and deletion["profileId"] == profile
+        assert deletion["deleted"] == {"events": 3, "profiles": 1, "violations": 0}
+        with engine.connect() as conn:
+            left = conn.execute(sa.text("SELECT id FROM events WHERE project_id = :p"), {"p": project["id"]}).scalars().all()
+            assert left == ["other"]
+            assert conn.execute(sa.text("SELECT count(*) FROM profile_identifiers WHERE value = 'cli@example.com'")).scalar() == 0
+        missing = run("profile", "delete", str(profile), "--project", project["id"], "--database", db, check=False)
+        assert missing.returncode == 2 and "no profile" in missing.stderr
+        # Suppressed: a later import of an event carrying the address stores nothing.
+        with engine.connect() as conn:
+            other = conn.execute(sa.text("SELECT profile_id FROM profile_identifiers WHERE value = 'other@example.com'")).scalar()
+        suppressed = one_json(run("profile", "delete", str(other), "--project", project["id"], "--suppress", "--database", db, "--json"))
+        assert suppressed["status"] == "completed" and suppressed["suppress"] is True
+        late = tmp_path / "late.ndjson"
+        late.write_text(json.dumps({"event.name": "visit", "event.id": "late", "email": "OTHER@example.com"}) + "\n")
+        run("import", str(late), "--project", project["id"], "--database", db, "--json")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM events WHERE project_id = :p"), {"p": project["id"]}).scalar() == 0
+    finally:
+        engine.dispose()
+    updated = one_json(run("project", "update", project["id"], "--retention-days", "7", "--database", db, "--json"))
+    assert updated["retention_days"] == 7 and updated["name"] == "people"
+    cleared = one_json(run("project", "update", project["id"], "--retention-days", "0", "--database", db, "--json"))
+    assert cleared["retention_days"] is None

@@ -38,8 +38,10 @@ from eventdock.core.errors import (
 from eventdock.core.events import NUL_MESSAGE
 from eventdock.core.pipeline import IngestResult, Pipeline
 from eventdock.core.ratelimit import RateLimiter
+from eventdock.core.suppression import Suppressions
 from eventdock.dialects import (
     cdp,
+    cdp_lifecycle,
     cdp_profiles,
     drf,
     event_schemas,
@@ -50,7 +52,7 @@ from eventdock.dialects import (
 from eventdock.http import admin, apidocs, console, fastlane, metrics, ops
 from eventdock.http.body import ReadingBudget
 from eventdock.http.services import Services
-from eventdock.store import profiles, query_tail, schemas, violations
+from eventdock.store import lifecycle, profiles, query_tail, schemas, violations
 from eventdock.store.database import Database
 from eventdock.store.tenancy import Tenancy
 from eventdock.store.writer import GroupCommitWriter
@@ -84,7 +86,7 @@ def build_services(settings: Settings) -> Services:
         on_batch=metrics.observe_batch,
     )
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst, share=int(os.environ.get("EVENTDOCK_WORKERS", "1")))
-    pipeline = Pipeline(committer=writer, limits=settings.limits, rate_limiter=limiter, governance=schemas.governance(db, writer), on_ingest=_count_ingest, on_reject=_count_rejected)
+    pipeline = Pipeline(committer=writer, limits=settings.limits, rate_limiter=limiter, governance=schemas.governance(db, writer), on_ingest=_count_ingest, on_reject=_count_rejected, suppressions=Suppressions())
     return Services(
         settings=settings,
         db=db,
@@ -236,12 +238,19 @@ ROUTERS = [
     admin.router,
     cdp.router,
     cdp_profiles.router,
+    cdp_lifecycle.router,
     generic_ingest.router,
     event_schemas.router,
     live_events.router,
     query.router,
 ]
-STARTUP_HOOKS: list[Callable[[Services], Any]] = [live.start_clock, query_tail.start_live_tail, schemas.start_schema_poll]
+
+
+async def _start_lifecycle(svc: Services) -> list[asyncio.Task[None]]:
+    return await lifecycle.start(svc, observer=metrics.LifecycleMetrics())
+
+
+STARTUP_HOOKS: list[Callable[[Services], Any]] = [live.start_clock, query_tail.start_live_tail, schemas.start_schema_poll, _start_lifecycle]
 
 
 def create_app_from_env() -> FastAPI:

@@ -21,8 +21,10 @@ from eventdock.store.tenancy import Tenancy
 app = typer.Typer(help="eventdock: a self-hosted event platform.", no_args_is_help=True, add_completion=False)
 project_app = typer.Typer(help="Manage projects.", no_args_is_help=True)
 key_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+profile_app = typer.Typer(help="Export or erase a person's data (GDPR art. 15 and 17).", no_args_is_help=True)
 app.add_typer(project_app, name="project")
 app.add_typer(key_app, name="key")
+app.add_typer(profile_app, name="profile")
 
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -32,6 +34,16 @@ DatabaseOpt = Annotated[
     typer.Option("--database", help=f"Database URL (env EVENTDOCK_DATABASE_URL; default {DEFAULT_DATABASE_URL})."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
+RetentionOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--retention-days",
+        min=0,
+        max=36_500,
+        help="Remove events and violations older than this many days (0: none of its own, the server's default applies).",
+    ),
+]
+ProjectOpt = Annotated[str, typer.Option("--project", help="Project id.")]
 
 
 def database_url(option: str | None) -> str:
@@ -42,12 +54,17 @@ def database_url(option: str | None) -> str:
 
 def with_tenancy(url: str, job: Callable[[Tenancy], Awaitable[T]]) -> T:
     """Migrate, then run ``job`` against the store."""
+    return with_database(url, lambda db: job(Tenancy(db)))
+
+
+def with_database(url: str, job: Callable[[Database], Awaitable[T]]) -> T:
+    """Migrate, then run ``job`` against the database; a ValueError is the user's mistake (exit 2)."""
 
     async def run() -> T:
         db = Database(url)
         try:
             await asyncio.to_thread(db.migrate)
-            return await job(Tenancy(db))
+            return await job(db)
         finally:
             await db.dispose()
 
@@ -131,15 +148,46 @@ def project_create(
         int | None, typer.Option("--rate-limit", min=0, help="Ingest rate limit, events/s (0: none; default: the global setting).")
     ] = None,
     burst: Annotated[int | None, typer.Option("--burst", min=1, help="Token-bucket burst (default: the rate).")] = None,
+    retention_days: RetentionOpt = None,
     database: DatabaseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a project."""
     project = with_tenancy(
-        database_url(database), lambda t: t.create_project(name, rate_limit_per_second=rate_limit, rate_limit_burst=burst)
+        database_url(database),
+        lambda t: t.create_project(name, rate_limit_per_second=rate_limit, rate_limit_burst=burst, retention_days=retention_days or None),
     )
-    limited = rate_limit is not None or burst is not None
+    limited = rate_limit is not None or burst is not None or bool(retention_days)
     emit(project.as_public(limits=limited), as_json, f"project {project.id} ({project.name})")
+
+
+@project_app.command("update")
+def project_update(
+    project: Annotated[str, typer.Argument(help="Project id.")],
+    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    retention_days: RetentionOpt = None,
+    database: DatabaseOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a project's name or retention (a running server applies a new retention at its next look, within a minute by default)."""
+    changes: dict[str, Any] = {}
+    if name is not None:
+        if not name.strip():
+            err.print("[red]error:[/red] --name must not be blank")
+            raise typer.Exit(2)
+        changes["name"] = name.strip()
+    if retention_days is not None:
+        changes["retention_days"] = retention_days or None
+
+    async def job(t: Tenancy) -> Any:
+        updated = await t.update_project(project, **changes)
+        if updated is None:
+            raise ValueError(f"no project {project}")
+        return updated
+
+    updated = with_tenancy(database_url(database), job)
+    retention = f"{updated.retention_days} days" if updated.retention_days else "the server's default"
+    emit(updated.as_public(), as_json, f"project {updated.id} ({updated.name}), retention: {retention}")
 
 
 @project_app.command("list")
@@ -213,6 +261,7 @@ def import_events(
     from eventdock.app import build_services
     from eventdock.config import Settings
     from eventdock.dialects.import_file import ImportFailed, import_file
+    from eventdock.store.lifecycle import poll_suppressions
     from eventdock.store.query_tail import LiveTail
 
     path = Path(file)
@@ -229,6 +278,7 @@ def import_events(
             if target is None:
                 raise ImportFailed(f"no project {project}" if project else "the database has no project; run `eventdock init` first")
             LiveTail(svc.db).attach(svc.writer)  # live-tail subscribers on PostgreSQL servers see imported events
+            await poll_suppressions(svc.db, svc.pipeline.suppressions)  # erased people stay erased
             svc.writer.start()
             await svc.writer.opened()
             try:
@@ -312,6 +362,70 @@ def export_events(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     err.print(f"exported {count} events" + (f" to {output}" if output else ""))
+
+
+@profile_app.command("export")
+def profile_export(
+    profile_id: Annotated[str, typer.Argument(help="Profile id (a merged id exports the profile it was merged into).")],
+    project: ProjectOpt,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Export a person's data as NDJSON: the profile, then every event of it and of the profiles merged into it."""
+    from eventdock.dialects.cdp_lifecycle import profile_ndjson
+    from eventdock.store.profiles import get_profile
+
+    async def job(db: Database) -> int:
+        profile = await get_profile(db, project, profile_id)
+        if profile is None:
+            raise ValueError(f"no profile {profile_id} in project {project}")
+        lines = 0
+        sink = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115 - closed below
+        try:
+            async for chunk in profile_ndjson(db, project, profile):
+                sink.write(chunk)
+                lines += chunk.count(b"\n")
+        finally:
+            sink.flush()
+            if output:
+                sink.close()
+        return lines - 1
+
+    count = with_database(database_url(database), job)
+    err.print(f"exported the profile and {count} events" + (f" to {output}" if output else ""))
+
+
+@profile_app.command("delete")
+def profile_delete(
+    profile_id: Annotated[str, typer.Argument(help="Profile id (a merged id erases the profile it was merged into).")],
+    project: ProjectOpt,
+    suppress: Annotated[bool, typer.Option("--suppress", help="Keep hashes of the identifiers and drop later events that carry them.")] = False,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Erase now and wait until done (default), or leave it to a server.")] = True,
+    database: DatabaseOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Erase a person: the profile, the profiles merged into it, their identifiers, traits, events and violations."""
+    from eventdock.config import Settings
+    from eventdock.store import erasure
+    from eventdock.store.lifecycle import Remover
+
+    settings = Settings.from_env(database_url=database_url(database))
+
+    async def job(db: Database) -> Any:
+        async with db.write() as conn:
+            deletion = await conn.run_sync(erasure.request_deletion, project, profile_id, suppress)
+        if deletion is None:
+            raise ValueError(f"no profile {profile_id} in project {project}")
+        remover = Remover(db, settings)
+        while wait and deletion.status != "completed":
+            if await remover.run(expire=False) is None:  # a server's remover holds the lock: it erases it
+                await asyncio.sleep(0.5)
+            deletion = await erasure.get_deletion(db, project, deletion.id) or deletion
+        return deletion
+
+    deletion = with_database(settings.database_url, job)
+    public = deletion.as_public()
+    emit(public, as_json, f"deletion {public['id']} of profile {public['profileId']}: {public['status']}, removed {public['deleted']}")
 
 
 def main() -> None:

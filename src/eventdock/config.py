@@ -77,6 +77,18 @@ class Settings:
     # How often the live-event clock looks for due transitions.
     live_clock_interval: float = 0.5
     migrate_on_start: bool = True
+    # Data lifecycle (SPEC §11). The retention, in days, of every project
+    # that has none of its own; 0: keep events for ever.
+    retention_days: int = 0
+    # How often each worker's remover looks for expired rows and pending
+    # erasures (one remover runs at a time across all workers and nodes).
+    lifecycle_interval_seconds: float = 60.0
+    # Rows a removal transaction deletes at most, and the pause after each,
+    # which leaves the group-commit writer its turn.
+    lifecycle_batch_rows: int = 2000
+    lifecycle_pause_seconds: float = 0.01
+    # How often each worker reloads changed suppression lists.
+    suppression_poll_seconds: float = 1.0
     # A server worker's garbage-collector generation-0 threshold (CPython's
     # default is 700); 0 keeps the interpreter's. See app.tune_gc.
     gc_gen0_threshold: int = 50_000

@@ -26,6 +26,7 @@ SCOPES = (
     "live_events:read",
     "live_events:write",
     "profiles:read",
+    "profiles:write",
     "admin",
     "*",
 )

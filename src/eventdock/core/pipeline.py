@@ -30,6 +30,7 @@ from eventdock.core.errors import (
 from eventdock.core.events import Draft, Event, normalise, now_ms
 from eventdock.core.governance import Governance, Verdict
 from eventdock.core.ratelimit import RateLimiter
+from eventdock.core.suppression import Suppressions
 
 
 class Committer(Protocol):
@@ -82,6 +83,7 @@ class Pipeline:
         governance: Governance | None = None,
         on_ingest: IngestListener | None = None,
         on_reject: RejectListener | None = None,
+        suppressions: Suppressions | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.committer = committer
@@ -90,6 +92,7 @@ class Pipeline:
         self.governance = governance or Governance()
         self.on_ingest = on_ingest
         self.on_reject = on_reject
+        self.suppressions = suppressions or Suppressions()
         self.clock = clock
 
     def ensure_room(self) -> None:
@@ -151,8 +154,19 @@ class Pipeline:
         queue holds thousands of events, and their parsed objects were more
         than half of what it held
         (docs/engineering/2026-11-24-waiting-request-and-commit-time.md).
+
+        Events that carry an identifier of a person erased with suppression
+        (SPEC §11) are dropped before governance: neither stored nor
+        quarantined, only counted (``on_reject``, reason ``suppressed``).
+        They stay in the result, not stored, so a dialect answers as for a
+        retry.
         """
-        verdict = await self.governance.evaluate(events)
+        judged, positions = events, None
+        if project_id in self.suppressions.projects:  # the usual project has none: one lookup
+            judged, positions = self._unsuppressed(project_id, events, source)
+        verdict = await self.governance.evaluate(judged)
+        if positions is not None and verdict.rejected:  # governance counted the kept events only
+            verdict.rejected = {positions[i]: errors for i, errors in verdict.rejected.items()}
         for e in events:
             e.properties = None
         await self.committer.submit(verdict.accepted, verdict.records)
@@ -162,3 +176,12 @@ class Pipeline:
         if self.on_ingest is not None:
             self.on_ingest(project_id, source, result)
         return result
+
+    def _unsuppressed(self, project_id: str, events: list[Event], source: str) -> tuple[list[Event], list[int] | None]:
+        """The events to judge and store, and their positions in ``events`` (None: all of them)."""
+        positions = self.suppressions.kept_positions(project_id, events)
+        if positions is None:
+            return events, None
+        if self.on_reject is not None:
+            self.on_reject(project_id, source, "suppressed", len(events) - len(positions))
+        return [events[i] for i in positions], positions

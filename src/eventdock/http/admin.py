@@ -31,6 +31,7 @@ router = APIRouter(tags=["admin"])
 
 class ProjectIn(msgspec.Struct, forbid_unknown_fields=False):
     name: str
+    retention_days: int | None = None
 
 
 class ProjectPatch(msgspec.Struct, forbid_unknown_fields=False):
@@ -39,6 +40,8 @@ class ProjectPatch(msgspec.Struct, forbid_unknown_fields=False):
     name: str | msgspec.UnsetType = msgspec.UNSET
     rate_limit_per_second: int | None | msgspec.UnsetType = msgspec.UNSET
     rate_limit_burst: int | None | msgspec.UnsetType = msgspec.UNSET
+    # Days events and violations are kept (SPEC §11); null: the server's default.
+    retention_days: int | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class KeyIn(msgspec.Struct, forbid_unknown_fields=False):
@@ -90,6 +93,17 @@ async def current_key(request: Request) -> Response:
     )
 
 
+MAX_RETENTION_DAYS = 36_500
+
+
+def _retention(value: Any) -> Any:
+    """A retention in days (1-36500) or None; 400 otherwise."""
+    if isinstance(value, int) and not 1 <= value <= MAX_RETENTION_DAYS:
+        message = f"Ensure this value is between 1 and {MAX_RETENTION_DAYS}, or null for the server's default."
+        raise InvalidInput(errors=[FieldError(("retention_days",), message, value, code="invalid")])
+    return value
+
+
 @router.post("/api/projects", status_code=201, summary="Create a project", response_class=Response)
 async def create_project(request: Request) -> Response:
     principal = await authorise(request, "admin", None)
@@ -99,7 +113,8 @@ async def create_project(request: Request) -> Response:
     name = data.name.strip()
     if not name or len(name) > 200:
         raise InvalidInput(errors=[FieldError(("name",), "This field may not be blank and must be at most 200 characters.", code="blank")])
-    project = await services(request).tenancy.create_project(name)
+    retention = _retention(data.retention_days)
+    project = await services(request).tenancy.create_project(name, retention_days=retention)
     return json_response(project.as_public(), 201)
 
 
@@ -130,10 +145,12 @@ def _limit_value(data: ProjectPatch, name: str, minimum: int, errors: list[Field
     return value
 
 
-@router.patch("/api/projects/{project_id}", summary="Change a project (name, ingest rate limit)", response_class=Response)
+@router.patch("/api/projects/{project_id}", summary="Change a project (name, ingest rate limit, retention)", response_class=Response)
 async def update_project(project_id: str, request: Request) -> Response:
-    """``{name?, rate_limit_per_second?, rate_limit_burst?}``; a rate of 0 turns
-    the limit off for this project, ``null`` restores the global setting.
+    """``{name?, rate_limit_per_second?, rate_limit_burst?, retention_days?}``; a
+    rate of 0 turns the limit off for this project, ``null`` restores the
+    global setting; ``retention_days`` (1-36500) removes events and violations
+    older than that many days, ``null``: the server's default.
     Every worker applies a change within a few seconds; this one at once."""
     principal = await authorise(request, "admin", project_id)
     if not principal.is_admin:
@@ -156,11 +173,15 @@ async def update_project(project_id: str, request: Request) -> Response:
         changes["rate_limit_burst"] = burst
     if errors:
         raise InvalidInput(errors=errors)
+    if data.retention_days is not msgspec.UNSET:
+        changes["retention_days"] = _retention(data.retention_days)
     svc = services(request)
     project = await svc.tenancy.update_project(project_id, **changes)
     if project is None:
         raise NotFound("Project not found.", resource="project")
     svc.project_limits.apply(project.id, project.rate_limit_per_second, project.rate_limit_burst)
+    if "retention_days" in changes and (remover := svc.extras.get("remover")) is not None:
+        remover.wake()  # a shorter window is applied now, not at the next interval
     return json_response(project.as_public())
 
 

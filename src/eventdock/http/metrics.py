@@ -19,7 +19,7 @@ from prometheus_client import (
 )
 
 EVENTS_INGESTED = Counter("eventdock_events_ingested_total", "Events newly stored.", ["project", "source"])
-EVENTS_REJECTED = Counter("eventdock_events_rejected_total", "Events refused by the pipeline (reason: invalid, too_large, rate_limited, unavailable) or quarantined (schema).", ["project", "source", "reason"])
+EVENTS_REJECTED = Counter("eventdock_events_rejected_total", "Events refused by the pipeline (reason: invalid, too_large, rate_limited, unavailable), quarantined (schema) or dropped for a suppressed identifier (suppressed).", ["project", "source", "reason"])
 REQUEST_LATENCY = Histogram(
     "eventdock_request_duration_seconds",
     "HTTP request latency by route.",
@@ -50,3 +50,28 @@ def render() -> bytes:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry)
     return generate_latest(REGISTRY)
+
+
+# -- data lifecycle (SPEC §11) ----------------------------------------------
+LIFECYCLE_REMOVED = Counter(
+    "eventdock_lifecycle_removed_total", "Rows removed by the background remover (reason: retention, erasure).", ["reason", "table"]
+)
+RETENTION_LAST_RUN = Gauge(
+    "eventdock_retention_last_run_timestamp_seconds", "When the remover last finished a run (unix time).", multiprocess_mode="max"
+)
+RETENTION_LAG = Gauge(
+    "eventdock_retention_lag_seconds",
+    "How far the oldest event or violation still stored is past its project's retention window (0: none is).",
+    multiprocess_mode="mostrecent",
+)
+
+
+class LifecycleMetrics:
+    """The remover's ``Observer`` (``store/lifecycle.py``)."""
+
+    def removed(self, reason: str, table: str, rows: int) -> None:
+        LIFECYCLE_REMOVED.labels(reason, table).inc(rows)
+
+    def ran(self, finished_at_ms: int, lag_seconds: float) -> None:
+        RETENTION_LAST_RUN.set(finished_at_ms / 1000)
+        RETENTION_LAG.set(lag_seconds)

@@ -58,6 +58,9 @@ projects = Table(
     # Per-project ingest rate limit; NULL means the global setting.
     Column("rate_limit_per_second", BigInteger, nullable=True),
     Column("rate_limit_burst", BigInteger, nullable=True),
+    # Events and violations older than this many days are removed (SPEC §11);
+    # NULL: the server's default (``Settings.retention_days``), if any.
+    Column("retention_days", Integer, nullable=True),
 )
 
 api_keys = Table(

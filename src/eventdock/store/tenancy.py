@@ -23,16 +23,21 @@ class Project:
     # Ingest rate limit of this project; None: the global setting applies.
     rate_limit_per_second: int | None = None
     rate_limit_burst: int | None = None
+    # Days events and violations are kept (SPEC §11); None: the server's default.
+    retention_days: int | None = None
 
     def as_public(self, *, limits: bool = True) -> dict[str, Any]:
         public: dict[str, Any] = {"id": self.id, "name": self.name, "created_at": format_ms(self.created_at_ms)}
         if limits:
             public["rate_limit_per_second"] = self.rate_limit_per_second
             public["rate_limit_burst"] = self.rate_limit_burst
+            public["retention_days"] = self.retention_days
         return public
 
 
-_PROJECT_COLUMNS = (projects.c.id, projects.c.name, projects.c.created_at, projects.c.rate_limit_per_second, projects.c.rate_limit_burst)
+_PROJECT_COLUMNS = (
+    projects.c.id, projects.c.name, projects.c.created_at, projects.c.rate_limit_per_second, projects.c.rate_limit_burst, projects.c.retention_days
+)  # fmt: skip
 _UNSET: Any = object()
 
 
@@ -52,13 +57,16 @@ class Tenancy:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create_project(self, name: str, *, rate_limit_per_second: int | None = None, rate_limit_burst: int | None = None) -> Project:
+    async def create_project(
+        self, name: str, *, rate_limit_per_second: int | None = None, rate_limit_burst: int | None = None, retention_days: int | None = None
+    ) -> Project:
         project = Project(
             id=str(uuid.uuid4()),
             name=name,
             created_at_ms=now_ms(),
             rate_limit_per_second=rate_limit_per_second,
             rate_limit_burst=rate_limit_burst,
+            retention_days=retention_days,
         )
         async with self.db.write() as conn:
             await conn.execute(
@@ -68,19 +76,25 @@ class Tenancy:
                     created_at=project.created_at_ms,
                     rate_limit_per_second=rate_limit_per_second,
                     rate_limit_burst=rate_limit_burst,
+                    retention_days=retention_days,
                 )
             )
         return project
 
     async def update_project(
-        self, project_id: str, *, name: str = _UNSET, rate_limit_per_second: int | None = _UNSET, rate_limit_burst: int | None = _UNSET
+        self,
+        project_id: str,
+        *,
+        name: str = _UNSET,
+        rate_limit_per_second: int | None = _UNSET,
+        rate_limit_burst: int | None = _UNSET,
+        retention_days: int | None = _UNSET,
     ) -> Project | None:
-        """Change the given fields (None for a rate limit: back to the global one)."""
-        values = {
-            k: v
-            for k, v in (("name", name), ("rate_limit_per_second", rate_limit_per_second), ("rate_limit_burst", rate_limit_burst))
-            if v is not _UNSET
-        }
+        """Change the given fields (None for a rate limit or the retention: back to the global one)."""
+        given = (
+            ("name", name), ("rate_limit_per_second", rate_limit_per_second), ("rate_limit_burst", rate_limit_burst), ("retention_days", retention_days)
+        )  # fmt: skip
+        values = {k: v for k, v in given if v is not _UNSET}
         if values:
             async with self.db.write() as conn:
                 await conn.execute(update(projects).where(projects.c.id == project_id).values(**values))
