@@ -77,6 +77,10 @@ class Settings:
     # How often the live-event clock looks for due transitions.
     live_clock_interval: float = 0.5
     migrate_on_start: bool = True
+    # SQLite: the largest the database file may grow, in bytes (0: as large
+    # as the disk allows). Past it, writes get 503 as on a full disk, reads
+    # go on, and writes resume once rows are deleted (docs/faults.md).
+    sqlite_max_bytes: int = 0
     # A server worker's garbage-collector generation-0 threshold (CPython's
     # default is 700); 0 keeps the interpreter's. See app.tune_gc.
     gc_gen0_threshold: int = 50_000
