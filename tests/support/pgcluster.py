@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.support.server import free_port
 
@@ -123,3 +124,12 @@ def private_cluster() -> Iterator[PrivateCluster]:
         yield cluster
     finally:
         cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def private_pg() -> Iterator[PrivateCluster]:
+    """One private cluster per test process; a test that stops it starts it again."""
+    if not available():
+        pytest.skip("PostgreSQL's initdb/pg_ctl are not installed")
+    with private_cluster() as cluster:
+        yield cluster

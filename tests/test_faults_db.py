@@ -1,0 +1,162 @@
+"""Database faults (issue 20): while PostgreSQL is down every route answers 503
+with Retry-After in its own dialect's envelope, the server recovers by
+itself, and the log says once that the database went and once that it came
+back. Played on a private cluster (``tests/support/pgcluster.py``) that the
+test stops and starts; the shared server serves the rest of the suite."""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from eventdock.core.errors import StoreFull, StoreUnavailable
+from eventdock.store.faults import translate
+from tests.support.faults import (
+    init_admin,
+    is_cdp_503,
+    is_drf_503,
+    is_generic_503,
+    is_jsonapi_503,
+    log_text,
+    project_with_key,
+)
+from tests.support.pgcluster import PrivateCluster, private_pg  # noqa: F401 - the fixture
+from tests.support.server import Server
+
+GENERIC = "/platform/ingest/v1/events"
+
+
+def routes(project: str, live_id: str, event_id: str) -> list[tuple[str, str, dict[str, Any], Callable[[httpx.Response], bool]]]:
+    """(method, path, request kwargs, the dialect's 503 check) for a route of each kind."""
+    now = int(time.time())
+    live_body = {
+        "data": {
+            "type": "events",
+            "attributes": {"name": "show", "start_mode": "clock", "start_at": now + 3600, "duration": 60},
+            "relationships": {"project": {"data": {"type": "projects", "id": project}}},
+        }
+    }
+    p = f"/api/projects/{project}"
+    return [
+        ("POST", f"/v1/projects/{project}/events", {"json": {"nameEvent": "outage"}}, is_cdp_503),
+        ("GET", f"/v1/projects/{project}/events", {}, is_cdp_503),
+        ("GET", f"/v1/projects/{project}/events/{event_id}", {}, is_cdp_503),
+        ("GET", f"/v1/projects/{project}/profiles?email=a@example.com", {}, is_cdp_503),
+        ("POST", GENERIC, {"json": [{"event.name": "outage"}]}, is_generic_503),
+        ("GET", f"{p}/event_definitions/", {}, is_drf_503),
+        ("POST", f"{p}/schema_property_groups/", {"json": {"name": f"g{uuid.uuid4().hex[:6]}", "properties": []}}, is_drf_503),
+        ("GET", f"{p}/violations", {}, is_drf_503),
+        ("GET", f"{p}/events", {}, is_drf_503),
+        ("GET", f"{p}/events/trend", {}, is_drf_503),
+        ("GET", f"{p}/events/export", {}, is_drf_503),
+        ("GET", f"{p}/events/stream", {}, is_drf_503),
+        ("GET", f"{p}/keys", {}, is_drf_503),
+        ("GET", f"/api/v2/projects/{project}/events", {}, is_jsonapi_503),
+        ("GET", f"/api/v2/events/{live_id}", {}, is_jsonapi_503),
+        ("POST", "/api/v2/events", {"json": live_body, "headers": {"Content-Type": "application/vnd.api+json"}}, is_jsonapi_503),
+    ]
+
+
+def test_postgres_outage_is_503_in_every_dialect_and_recovers(private_pg: PrivateCluster, tmp_path: Path) -> None:  # noqa: F811
+    url = private_pg.create_database(f"outage_{uuid.uuid4().hex[:8]}")
+    admin = init_admin(url)
+    with Server(url, log_dir=tmp_path, env={"EVENTDOCK_KEY_CACHE_SECONDS": "0.2"}) as server:
+        project, token = project_with_key(server.url, admin, scopes=["*"])
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=20) as client:
+            r = client.post(f"/v1/projects/{project}/events", json={"nameEvent": "before"})
+            assert r.status_code == 200, r.text
+            event_id = r.json()["data"]["id"]
+            live = client.post("/api/v2/events", json=routes(project, "", "")[-1][2]["json"], headers={"Content-Type": "application/vnd.api+json"})
+            assert live.status_code == 201, live.text
+            live_id = live.json()["data"]["id"]
+
+            with client.stream("GET", f"/api/projects/{project}/events/stream") as stream:
+                lines = stream.iter_lines()
+                assert next(lines) == ": connected"
+                private_pg.stop("fast")
+                # Streaming had begun: the stream ends, cleanly, with an event saying why.
+                tail = list(lines)
+            assert "event: unavailable" in tail and "retry: 1000" in tail, tail
+
+            for _ in range(2):  # once with keys cached, once after the key cache expired
+                for method, path, kwargs, dialect_503 in routes(project, live_id, event_id):
+                    r = client.request(method, path, **kwargs)
+                    assert r.status_code == 503, (method, path, r.status_code, r.text)
+                    assert int(r.headers["Retry-After"]) >= 1, (method, path)
+                    assert dialect_503(r), (method, path, r.text)
+                time.sleep(0.3)
+            r = client.get("/readyz")
+            assert r.status_code == 503 and int(r.headers["Retry-After"]) >= 1
+
+            private_pg.start()
+            deadline = time.monotonic() + 20
+            for method, path, kwargs, _ in routes(project, live_id, event_id):
+                while True:  # a client retrying after Retry-After
+                    r = client.request(method, path, **kwargs) if not path.endswith("/stream") else _stream_head(client, path)
+                    if r.status_code != 503:
+                        break
+                    assert time.monotonic() < deadline, f"{method} {path} still 503 after the database came back"
+                    time.sleep(0.2)
+                assert r.status_code in (200, 201, 202), (method, path, r.status_code, r.text)
+            assert client.get("/readyz").status_code == 200
+
+    log = log_text(tmp_path)
+    assert log.count("the database is unavailable") == 1, log
+    assert log.count("the database is available again") == 1, log
+    assert "Traceback" not in log and "Exception in ASGI" not in log, log
+
+
+def _stream_head(client: httpx.Client, path: str) -> httpx.Response:
+    with client.stream("GET", path) as r:
+        if r.status_code == 200:
+            assert next(r.iter_lines()) == ": connected"
+        else:
+            r.read()
+        return r
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (asyncpg.exceptions.CannotConnectNowError("the database system is starting up"), StoreUnavailable),
+        (asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"), StoreUnavailable),
+        (asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"), StoreUnavailable),
+        (asyncpg.exceptions.DiskFullError("could not extend file"), StoreFull),
+        (ConnectionRefusedError(111, "Connection refused"), StoreUnavailable),
+        (asyncpg.exceptions.UniqueViolationError("duplicate key"), None),
+        (ValueError("a bug"), None),
+    ],
+)
+def test_driver_exceptions_translate_to_store_unavailable_or_stay(exc: BaseException, kind: type | None) -> None:
+    wrapped = sa.exc.OperationalError("SELECT 1", {}, exc)
+    for candidate in (exc, wrapped):
+        found = translate(candidate)
+        assert (type(found) if found is not None else None) is kind
+
+
+def test_sqlite_full_and_busy_translate(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "full.db")
+    conn.execute("CREATE TABLE t (x BLOB)")
+    conn.execute("PRAGMA max_page_count=3")
+    with pytest.raises(sqlite3.Error) as full:
+        conn.execute("INSERT INTO t VALUES (zeroblob(100000))")
+    conn.close()
+    assert isinstance(translate(full.value), StoreFull)
+    assert translate(sqlite3.IntegrityError("UNIQUE constraint failed")) is None
+
+
+def test_store_unavailable_travels_by_pickle() -> None:
+    """SQLite's writer process sends it back to the worker by pickle."""
+    full = pickle.loads(pickle.dumps(StoreFull("full", retry_after=5)))
+    assert type(full) is StoreFull and full.retry_after == 5 and full.message == "full"
