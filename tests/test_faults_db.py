@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from eventdock.core.errors import StoreFull, StoreUnavailable
-from eventdock.store.faults import translate
+from eventdock.store.faults import FULL_QUIET_S, translate
 from tests.support.faults import (
     init_admin,
     is_cdp_503,
@@ -160,3 +160,73 @@ def test_store_unavailable_travels_by_pickle() -> None:
     """SQLite's writer process sends it back to the worker by pickle."""
     full = pickle.loads(pickle.dumps(StoreFull("full", retry_after=5)))
     assert type(full) is StoreFull and full.retry_after == 5 and full.message == "full"
+
+
+def _live_body(project: str) -> dict[str, Any]:
+    return routes(project, "", "")[-1][2]["json"]  # type: ignore[no-any-return]
+
+
+def test_sqlite_full_is_503_in_every_dialect_keeps_the_file_intact_and_resumes(tmp_path: Path) -> None:
+    """``EVENTDOCK_SQLITE_MAX_BYTES`` makes SQLITE_FULL on demand: the writer's
+    process, the worker's own writes and every dialect answer 503; deleting
+    rows makes room, and ingest resumes without a restart."""
+    path = tmp_path / "full.db"
+    url = f"sqlite:///{path}"
+    admin = init_admin(url)
+    with sqlite3.connect(path) as probe:
+        size = probe.execute("PRAGMA page_count").fetchone()[0] * probe.execute("PRAGMA page_size").fetchone()[0]
+    cap = size + 400_000
+    with Server(url, log_dir=tmp_path, env={"EVENTDOCK_SQLITE_MAX_BYTES": str(cap)}) as server:
+        project, token = project_with_key(server.url, admin, scopes=["*"])
+        headers = {"Authorization": f"Bearer {token}"}
+        admin_headers = {"Authorization": f"Bearer {admin}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+            sent = 0
+            for blob_size, per_request in ((2000, 20), (200, 10), (0, 1)):  # to the cap, then into the pages' last bytes
+                while True:
+                    batch = [{"event.id": f"filler-{sent + i}", "event.name": "filler", "blob": "x" * blob_size} for i in range(per_request)]
+                    r = client.post(GENERIC, json=batch)
+                    if r.status_code == 503:
+                        break
+                    assert r.status_code == 202, r.text
+                    sent += len(batch)
+                    assert sent < 5000, "the cap was never reached"
+                assert is_generic_503(r) and int(r.headers["Retry-After"]) >= 1, r.text
+
+            def fill_until_503(method: str, path: str, **kwargs: Any) -> httpx.Response:
+                for _ in range(60):  # a small write may still fit in a page's last bytes
+                    r = client.request(method, path, **kwargs)
+                    if r.status_code == 503:
+                        assert int(r.headers["Retry-After"]) >= 1, (path, r.headers)
+                        return r
+                    assert r.status_code < 300, (path, r.status_code, r.text)
+                raise AssertionError(f"{method} {path} never got 503")
+
+            assert is_cdp_503(fill_until_503("POST", f"/v1/projects/{project}/events", json={"nameEvent": "small"}))
+            assert is_generic_503(fill_until_503("POST", GENERIC, json={"event.name": "small"}))
+            assert is_jsonapi_503(
+                fill_until_503("POST", "/api/v2/events", json=_live_body(project), headers={"Content-Type": "application/vnd.api+json"})
+            )
+            assert is_drf_503(fill_until_503("POST", "/api/projects", json={"name": "more" * 40}, headers=admin_headers))
+            # Reads go on.
+            assert client.get(f"/v1/projects/{project}/events", params={"limit": 1}).status_code == 200
+            with sqlite3.connect(path) as check:
+                assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+                check.execute("DELETE FROM events WHERE name = 'filler'")  # the operator makes room
+
+            deadline = time.monotonic() + 10
+            while (r := client.post(f"/v1/projects/{project}/events", json={"nameEvent": "after"})).status_code == 503:
+                assert time.monotonic() < deadline, r.text
+                time.sleep(0.2)
+            assert r.status_code == 200, r.text
+            assert client.post(GENERIC, json=[{"event.name": "after"}] * 3).status_code == 202
+            assert client.post("/api/projects", json={"name": "more"}, headers=admin_headers).status_code == 201
+            time.sleep(FULL_QUIET_S)  # the log says "takes writes again" once writes have gone through for this long
+            assert client.post(GENERIC, json=[{"event.name": "after"}]).status_code == 202
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert check.execute("SELECT count(*) FROM events WHERE name = 'after'").fetchone()[0] == 5
+    log = log_text(tmp_path)
+    assert log.count("the database is full") == 1, log
+    assert log.count("the database takes writes again") == 1, log
+    assert "Traceback" not in log, log

@@ -206,7 +206,8 @@ def _configure_sqlite(sync_engine: Any, max_bytes: int = 0) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         if max_bytes > 0:
-            page_size = cursor.execute("PRAGMA page_size").fetchone()[0]
+            cursor.execute("PRAGMA page_size")
+            page_size = cursor.fetchone()[0]
             # (SQLite keeps it at least the file's present size.)
             cursor.execute(f"PRAGMA max_page_count={max(1, max_bytes // page_size)}")
         cursor.close()

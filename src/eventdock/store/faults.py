@@ -17,7 +17,9 @@ database is unavailable" is logged once, the probe retries every second,
 and "the database is available again" is logged once it connects. A fault
 that a fresh connection does not confirm (a pooled connection left over
 from before a restart) is logged at debug level only. A full database is
-reported once, and as cleared by the next write that commits.
+reported once, and as cleared by the first write that commits once no write
+has been refused for lack of room for ``FULL_QUIET_S``: near the cap small
+writes still fit between refused big ones, and the log is not to flap.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ log = logging.getLogger("eventdock.store")
 RETRY_UNREACHABLE_S = 1.0
 RETRY_FULL_S = 5.0
 PROBE_INTERVAL_S = 1.0
+FULL_QUIET_S = 5.0
 
 # SQLite's primary result codes that mean "not now" rather than "wrong".
 _SQLITE_FULL = 13
@@ -111,12 +114,14 @@ class StoreHealth:
         self._task: asyncio.Task[None] | None = None
         self.unreachable_since: float | None = None
         self.full_since: float | None = None
+        self._last_full = 0.0
 
     def failed(self, fault: StoreUnavailable, cause: BaseException) -> None:
         """Called where a fault was translated (exception path only)."""
         if isinstance(fault, StoreFull):
+            self._last_full = time.monotonic()
             if self.full_since is None:
-                self.full_since = time.monotonic()
+                self.full_since = self._last_full
                 log.error("the database is full: writes are refused with 503 until there is room (%s)", _describe(cause))
             return
         if self._task is None or self._task.done():
@@ -126,8 +131,8 @@ class StoreHealth:
                 log.warning("database fault: %s", _describe(cause))
 
     def wrote(self) -> None:
-        """After a write committed: a full database has room again."""
-        if self.full_since is not None:
+        """After a write committed (only called while ``full_since`` is set)."""
+        if self.full_since is not None and time.monotonic() - self._last_full >= FULL_QUIET_S:
             log.warning("the database takes writes again (it was full for %.1f s)", time.monotonic() - self.full_since)
             self.full_since = None
 
