@@ -321,6 +321,8 @@ class GroupCommitWriter:
             return
         try:
             await self._write_usage(conn)
+        except StoreUnavailable as exc:
+            log.warning("the usage counters (volume, last_seen_at) could not be written at stop: %s", exc.message)
         except Exception:  # noqa: BLE001 - stopping goes on; the counters are kept
             log.exception("writing the usage counters at stop failed")
 
