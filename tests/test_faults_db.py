@@ -7,6 +7,7 @@ test stops and starts; the shared server serves the rest of the suite."""
 from __future__ import annotations
 
 import pickle
+import resource
 import sqlite3
 import time
 import uuid
@@ -16,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import psutil
 import pytest
 import sqlalchemy as sa
 
@@ -271,3 +273,59 @@ def test_an_export_cut_short_by_an_outage_does_not_end_like_a_complete_one(priva
         if not private_pg.is_running():
             private_pg.start()
     assert "Traceback" not in log_text(tmp_path)
+
+
+def test_a_file_size_limit_on_sqlites_writer_is_503_and_ingest_resumes_when_lifted(tmp_path: Path) -> None:
+    """The operating system refusing the writes (RLIMIT_FSIZE on the writer's
+    process, as ``ulimit -f`` would): SQLite's I/O error or full error comes
+    back through the writer process as 503; lifting the limit resumes ingest
+    on the same process, and the file stays intact."""
+    path = tmp_path / "fsize.db"
+    url = f"sqlite:///{path}"
+    admin = init_admin(url)
+    with Server(url, log_dir=tmp_path) as server:
+        project, token = project_with_key(server.url, admin, scopes=["events:write"])
+        writer = next(
+            p for p in psutil.Process(server.process.pid).children(recursive=True) if "eventdock.store.writer_process" in " ".join(p.cmdline())
+        )
+        acked: list[str] = []
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+
+            def send(n: int) -> httpx.Response:
+                ids = [f"f{n}-{i}" for i in range(20)]
+                r = client.post(GENERIC, json=[{"event.id": i, "event.name": "filler", "blob": "y" * 4000} for i in ids])
+                if r.status_code == 202:
+                    acked.extend(ids)
+                return r
+
+            assert send(0).status_code == 202
+            files = [path, Path(f"{path}-wal")]
+            limit = max(f.stat().st_size for f in files if f.exists()) + 65536
+            resource.prlimit(writer.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+            try:
+                for n in range(1, 400):
+                    r = send(n)
+                    if r.status_code == 503:
+                        break
+                    assert r.status_code == 202, r.text
+                else:
+                    raise AssertionError("the file-size limit was never reached")
+                assert is_generic_503(r) and int(r.headers["Retry-After"]) >= 1, r.text
+                assert writer.is_running()
+                with sqlite3.connect(path) as check:
+                    assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            finally:
+                resource.prlimit(writer.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            deadline = time.monotonic() + 10
+            while (r := send(n)).status_code == 503:  # the same request again
+                assert time.monotonic() < deadline, r.text
+                time.sleep(0.2)
+            assert r.status_code == 202, r.text
+            assert writer.is_running()  # the same process took the writes again
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        stored = {row[0] for row in check.execute("SELECT id FROM events WHERE name = 'filler'")}
+    assert stored == set(acked)
+    log = log_text(tmp_path)
+    assert log.count("the database is full") + log.count("the database fails") == 1, log
+    assert "Traceback" not in log, log

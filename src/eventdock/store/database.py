@@ -56,7 +56,7 @@ class Database:
         self.sqlite_file: str | None = parsed.database if self.is_sqlite and parsed.database not in (None, "", ":memory:") else None
         # 0: no cap but the disk's.
         self.sqlite_max_bytes = sqlite_max_bytes if self.is_sqlite else 0
-        self.health = StoreHealth(self._probe)
+        self.health = StoreHealth(self._probe, file_backed=self.is_sqlite)
 
     @functools.cached_property
     def engine(self) -> AsyncEngine:
@@ -117,7 +117,7 @@ class Database:
             if (fault := self.fault(exc)) is None:
                 raise
             raise fault from exc
-        if self.health.full_since is not None:
+        if self.health.failing_since is not None:
             self.health.wrote()
 
     def fault(self, exc: Exception) -> StoreUnavailable | None:

@@ -17,9 +17,10 @@ database is unavailable" is logged once, the probe retries every second,
 and "the database is available again" is logged once it connects. A fault
 that a fresh connection does not confirm (a pooled connection left over
 from before a restart) is logged at debug level only. A full database is
-reported once, and as cleared by the first write that commits once no write
-has been refused for lack of room for ``FULL_QUIET_S``: near the cap small
-writes still fit between refused big ones, and the log is not to flap.
+reported once (on SQLite so is any fault: it is the file's writes that
+fail), and as cleared by the first write that commits once no write has
+failed for ``FULL_QUIET_S``: near the cap small writes still fit between
+refused big ones, and the log is not to flap.
 """
 
 from __future__ import annotations
@@ -106,23 +107,34 @@ def _unreachable() -> StoreUnavailable:
 
 
 class StoreHealth:
-    """What this process has said about the database: each change, once."""
+    """What this process has said about the database: each change, once.
 
-    def __init__(self, probe: Callable[[], Awaitable[None]], *, interval: float = PROBE_INTERVAL_S) -> None:
+    Two kinds of episode. *Unreachable* (a server that does not answer) is
+    confirmed and ended by the probe. *Failing writes* (a full database;
+    on SQLite, every fault: a file is always "reachable", it is its writes
+    that fail, e.g. with an I/O error) is ended by the first write that
+    commits once none has failed for ``FULL_QUIET_S``.
+    """
+
+    def __init__(self, probe: Callable[[], Awaitable[None]], *, file_backed: bool = False, interval: float = PROBE_INTERVAL_S) -> None:
         self._probe = probe
+        self._file_backed = file_backed
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
         self.unreachable_since: float | None = None
-        self.full_since: float | None = None
-        self._last_full = 0.0
+        self.failing_since: float | None = None
+        self._last_failure = 0.0
 
     def failed(self, fault: StoreUnavailable, cause: BaseException) -> None:
         """Called where a fault was translated (exception path only)."""
-        if isinstance(fault, StoreFull):
-            self._last_full = time.monotonic()
-            if self.full_since is None:
-                self.full_since = self._last_full
-                log.error("the database is full: writes are refused with 503 until there is room (%s)", _describe(cause))
+        if isinstance(fault, StoreFull) or self._file_backed:
+            self._last_failure = time.monotonic()
+            if self.failing_since is None:
+                self.failing_since = self._last_failure
+                if isinstance(fault, StoreFull):
+                    log.error("the database is full: writes are refused with 503 until there is room (%s)", _describe(cause))
+                else:
+                    log.error("the database fails: the requests it fails get 503 while it does (%s)", _describe(cause))
             return
         if self._task is None or self._task.done():
             try:
@@ -131,10 +143,10 @@ class StoreHealth:
                 log.warning("database fault: %s", _describe(cause))
 
     def wrote(self) -> None:
-        """After a write committed (only called while ``full_since`` is set)."""
-        if self.full_since is not None and time.monotonic() - self._last_full >= FULL_QUIET_S:
-            log.warning("the database takes writes again (it was full for %.1f s)", time.monotonic() - self.full_since)
-            self.full_since = None
+        """After a write committed (called only while ``failing_since`` is set)."""
+        if self.failing_since is not None and time.monotonic() - self._last_failure >= FULL_QUIET_S:
+            log.warning("the database takes writes again (after %.1f s)", time.monotonic() - self.failing_since)
+            self.failing_since = None
 
     async def _watch(self, cause: BaseException) -> None:
         while True:
