@@ -232,10 +232,10 @@ class GroupCommitWriter:
         try:
             stored = await self._transaction(conn, batch)
         except Exception as exc:  # noqa: BLE001 - isolate, then report per request
-            if isinstance(exc, Unavailable):
-                # The database (or SQLite's writer process) is unavailable:
-                # no request of the batch is at fault, none is retried alone,
-                # none is acknowledged. The store has logged it once.
+            if isinstance(exc, StoreUnavailable):
+                # The database is unavailable or full: no request of the
+                # batch is at fault, none is retried alone, none is
+                # acknowledged. The store has logged it once.
                 for submission in batch:
                     _settle(submission, exc)
                 return
