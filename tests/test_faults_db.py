@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 import psutil
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -146,6 +147,7 @@ def _stream_head(client: httpx.Client, path: str) -> httpx.Response:
         (asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation"), StoreUnavailable),
         (asyncpg.exceptions.DiskFullError("could not extend file"), StoreFull),
         (ConnectionRefusedError(111, "Connection refused"), StoreUnavailable),
+        (psycopg.OperationalError("connection failed: Connection refused"), StoreUnavailable),
         (asyncpg.exceptions.UniqueViolationError("duplicate key"), None),
         (ValueError("a bug"), None),
     ],

@@ -97,8 +97,11 @@ def _classify(exc: BaseException) -> StoreUnavailable | None:
         return _unreachable()
     if isinstance(exc, (OSError, asyncio.TimeoutError)):  # refused, reset, unreachable host, connect timeout
         return _unreachable()
-    if type(exc).__module__.startswith("asyncpg") and type(exc).__name__ == "InterfaceError" and "closed" in str(exc):
+    kind, module = type(exc).__name__, type(exc).__module__
+    if module.startswith("asyncpg") and kind == "InterfaceError" and "closed" in str(exc):
         return _unreachable()  # asyncpg used directly (the live tail's LISTEN): "connection is closed"
+    if module.startswith("psycopg") and kind == "OperationalError":
+        return _unreachable()  # psycopg (migrations, the CLI): a connection failure, no SQLSTATE
     return None
 
 

@@ -7,9 +7,9 @@ callable of a SQLAlchemy ``Connection``, e.g. ``writer.BatchTransaction``),
 the process runs it between ``BEGIN IMMEDIATE`` and the fsync'd COMMIT and
 answers with a frame holding its result or its exception. An exception
 that means the database cannot take the write now (``database or disk is
-full``, an I/O error) travels as the core's ``StoreUnavailable``
-(``faults.translate``): it is the exception sqlite3 raised only here, where
-its error code is still known. The transaction is rolled back and the
+full``, an I/O error) travels as the core's ``StoreUnavailable``, translated
+here (``faults.translate``), where sqlite3's error code is still known (it
+does not survive pickling). The transaction is rolled back and the
 connection closed; the next frame opens a new one, so writes resume by
 themselves once there is room. ``MAX_BYTES`` caps the database's size
 (``Database.sqlite_max_bytes``).
