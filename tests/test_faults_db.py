@@ -40,16 +40,22 @@ GENERIC = "/platform/ingest/v1/events"
 KEY_CACHE_S = 4.0
 
 
-def routes(project: str, live_id: str, event_id: str) -> list[tuple[str, str, dict[str, Any], Callable[[httpx.Response], bool]]]:
-    """(method, path, request kwargs, the dialect's 503 check) for a route of each kind."""
-    now = int(time.time())
-    live_body = {
+JSONAPI = {"Content-Type": "application/vnd.api+json"}
+
+
+def live_event(project: str) -> dict[str, Any]:
+    """A JSON:API document creating a live event an hour from now."""
+    return {
         "data": {
             "type": "events",
-            "attributes": {"name": "show", "start_mode": "clock", "start_at": now + 3600, "duration": 60},
+            "attributes": {"name": "show", "start_mode": "clock", "start_at": int(time.time()) + 3600, "duration": 60},
             "relationships": {"project": {"data": {"type": "projects", "id": project}}},
         }
     }
+
+
+def routes(project: str, live_id: str, event_id: str) -> list[tuple[str, str, dict[str, Any], Callable[[httpx.Response], bool]]]:
+    """(method, path, request kwargs, the dialect's 503 check) for a route of each kind."""
     p = f"/api/projects/{project}"
     return [
         ("POST", f"/v1/projects/{project}/events", {"json": {"nameEvent": "outage"}}, is_cdp_503),
@@ -67,7 +73,7 @@ def routes(project: str, live_id: str, event_id: str) -> list[tuple[str, str, di
         ("GET", f"{p}/keys", {}, is_drf_503),
         ("GET", f"/api/v2/projects/{project}/events", {}, is_jsonapi_503),
         ("GET", f"/api/v2/events/{live_id}", {}, is_jsonapi_503),
-        ("POST", "/api/v2/events", {"json": live_body, "headers": {"Content-Type": "application/vnd.api+json"}}, is_jsonapi_503),
+        ("POST", "/api/v2/events", {"json": live_event(project), "headers": JSONAPI}, is_jsonapi_503),
     ]
 
 
@@ -82,7 +88,7 @@ def test_postgres_outage_is_503_in_every_dialect_and_recovers(private_pg: Privat
             key_cached_at = time.monotonic()  # the key's first lookup
             assert r.status_code == 200, r.text
             event_id = r.json()["data"]["id"]
-            live = client.post("/api/v2/events", json=routes(project, "", "")[-1][2]["json"], headers={"Content-Type": "application/vnd.api+json"})
+            live = client.post("/api/v2/events", json=live_event(project), headers=JSONAPI)
             assert live.status_code == 201, live.text
             live_id = live.json()["data"]["id"]
 
@@ -159,7 +165,7 @@ def test_driver_exceptions_translate_to_store_unavailable_or_stay(exc: BaseExcep
         assert (type(found) if found is not None else None) is kind
 
 
-def test_sqlite_full_and_busy_translate(tmp_path: Path) -> None:
+def test_sqlite_full_translates_and_a_constraint_does_not(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "full.db")
     conn.execute("CREATE TABLE t (x BLOB)")
     conn.execute("PRAGMA max_page_count=3")
@@ -174,10 +180,6 @@ def test_store_unavailable_travels_by_pickle() -> None:
     """SQLite's writer process sends it back to the worker by pickle."""
     full = pickle.loads(pickle.dumps(StoreFull("full", retry_after=5)))
     assert type(full) is StoreFull and full.retry_after == 5 and full.message == "full"
-
-
-def _live_body(project: str) -> dict[str, Any]:
-    return routes(project, "", "")[-1][2]["json"]  # type: ignore[no-any-return]
 
 
 def test_sqlite_full_is_503_in_every_dialect_keeps_the_file_intact_and_resumes(tmp_path: Path) -> None:
@@ -218,9 +220,7 @@ def test_sqlite_full_is_503_in_every_dialect_keeps_the_file_intact_and_resumes(t
 
             assert is_cdp_503(fill_until_503("POST", f"/v1/projects/{project}/events", json={"nameEvent": "small"}))
             assert is_generic_503(fill_until_503("POST", GENERIC, json={"event.name": "small"}))
-            assert is_jsonapi_503(
-                fill_until_503("POST", "/api/v2/events", json=_live_body(project), headers={"Content-Type": "application/vnd.api+json"})
-            )
+            assert is_jsonapi_503(fill_until_503("POST", "/api/v2/events", json=live_event(project), headers=JSONAPI))
             assert is_drf_503(fill_until_503("POST", "/api/projects", json={"name": "more" * 40}, headers=admin_headers))
             # Reads go on.
             assert client.get(f"/v1/projects/{project}/events", params={"limit": 1}).status_code == 200
