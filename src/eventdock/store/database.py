@@ -104,6 +104,8 @@ class Database:
             if (fault := self.fault(exc)) is None:
                 raise
             raise fault from exc
+        if self.health.unreachable_since is not None:
+            self.health.reached()
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -117,7 +119,7 @@ class Database:
             if (fault := self.fault(exc)) is None:
                 raise
             raise fault from exc
-        if self.health.failing_since is not None:
+        if self.health.troubled:
             self.health.wrote()
 
     def fault(self, exc: Exception) -> StoreUnavailable | None:
@@ -157,6 +159,7 @@ class Database:
             if (fault := self.fault(exc)) is None:
                 raise
             raise fault from exc
+        self.health.reached()
 
     async def _probe(self) -> None:
         async with self.engine.connect() as conn:

@@ -14,7 +14,8 @@ SQLite writer's process call it when something was raised.
 ``StoreHealth`` keeps the log readable through an outage: the first fault
 starts a probe that opens a fresh connection; if that fails too, "the
 database is unavailable" is logged once, the probe retries every second,
-and "the database is available again" is logged once it connects. A fault
+and "the database is available again" is logged once it connects (or a
+request gets through first). A fault
 that a fresh connection does not confirm (a pooled connection left over
 from before a restart) is logged at debug level only. A full database is
 reported once (on SQLite so is any fault: it is the file's writes that
@@ -145,28 +146,42 @@ class StoreHealth:
             except RuntimeError:  # no loop (a blocking caller): nothing to watch with
                 log.warning("database fault: %s", _describe(cause))
 
+    @property
+    def troubled(self) -> bool:
+        """An episode is open: the next success has something to end."""
+        return self.unreachable_since is not None or self.failing_since is not None
+
+    def reached(self) -> None:
+        """The database answered (a probe, or a request's read or write)."""
+        if self.unreachable_since is not None:
+            log.warning("the database is available again (after %.1f s)", time.monotonic() - self.unreachable_since)
+            self.unreachable_since = None
+
     def wrote(self) -> None:
-        """After a write committed (called only while ``failing_since`` is set)."""
+        """A write committed: the database answers, and has room unless a write failed lately."""
+        self.reached()
         if self.failing_since is not None and time.monotonic() - self._last_failure >= FULL_QUIET_S:
             log.warning("the database takes writes again (after %.1f s)", time.monotonic() - self.failing_since)
             self.failing_since = None
 
     async def _watch(self, cause: BaseException) -> None:
-        while True:
+        try:
+            await self._probe()
+        except Exception as exc:  # noqa: BLE001 - any failure of a fresh connection means "down"
+            if self.unreachable_since is None:
+                self.unreachable_since = time.monotonic()
+                log.error("the database is unavailable: requests get 503 until it is back (%s)", _describe(exc))
+        else:
+            log.debug("a database fault a fresh connection did not confirm: %s", _describe(cause))
+            return
+        # Until a probe or a request reaches it.
+        while self.unreachable_since is not None:
+            await asyncio.sleep(self._interval)
             try:
                 await self._probe()
-            except Exception as exc:  # noqa: BLE001 - any failure of a fresh connection means "down"
-                if self.unreachable_since is None:
-                    self.unreachable_since = time.monotonic()
-                    log.error("the database is unavailable: requests get 503 until it is back (%s)", _describe(exc))
-                await asyncio.sleep(self._interval)
+            except Exception:  # noqa: BLE001 - still down; said once already
                 continue
-            if self.unreachable_since is not None:
-                log.warning("the database is available again (after %.1f s)", time.monotonic() - self.unreachable_since)
-                self.unreachable_since = None
-            else:
-                log.debug("a database fault a fresh connection did not confirm: %s", _describe(cause))
-            return
+            self.reached()
 
     async def close(self) -> None:
         if self._task is not None:

@@ -248,7 +248,7 @@ class GroupCommitWriter:
                 await self._commit_batch(conn, [submission])
             return
         elapsed = time.perf_counter() - started
-        if self.db.health.failing_since is not None:
+        if self.db.health.troubled:
             self.db.health.wrote()
         for e in stored:
             e.stored = True
