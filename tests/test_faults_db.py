@@ -240,9 +240,12 @@ def test_sqlite_full_is_503_in_every_dialect_keeps_the_file_intact_and_resumes(t
     with sqlite3.connect(path) as check:
         assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert check.execute("SELECT count(*) FROM events WHERE name = 'after'").fetchone()[0] == 5
+    # Not a line per refused request: one per episode (the test's own filling
+    # may take longer than FULL_QUIET_S between two refusals on a slow
+    # machine, which ends an episode), each closed once writes went through.
     log = log_text(tmp_path)
-    assert log.count("the database is full") == 1, log
-    assert log.count("the database takes writes again") == 1, log
+    assert 1 <= log.count("the database is full") <= 3, log
+    assert log.count("the database takes writes again") == log.count("the database is full"), log
     assert "Traceback" not in log, log
 
 
