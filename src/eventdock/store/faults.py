@@ -114,7 +114,8 @@ class StoreHealth:
     """What this process has said about the database: each change, once.
 
     Two kinds of episode. *Unreachable* (a server that does not answer) is
-    confirmed and ended by the probe. *Failing writes* (a full database;
+    confirmed by the probe, and ended by the probe or by the first request
+    that gets through. *Failing writes* (a full database;
     on SQLite, every fault: a file is always "reachable", it is its writes
     that fail, e.g. with an I/O error) is ended by the first write that
     commits once none has failed for ``FULL_QUIET_S``.
