@@ -45,6 +45,7 @@ MEANINGS = {
     "EVENTDOCK_LIFECYCLE_BATCH_ROWS": "most rows one removal transaction deletes",
     "EVENTDOCK_LIFECYCLE_PAUSE_SECONDS": "the remover's pause after each transaction, the group-commit writer's turn",
     "EVENTDOCK_SUPPRESSION_POLL_SECONDS": "how often a worker reloads changed suppression lists",
+    "EVENTDOCK_SQLITE_MAX_BYTES": "SQLite: the most the database may grow to, in bytes (`0`: no cap); past it writes get 503 as on a full disk, reads go on, and writes resume once rows are deleted ([faults](faults.md))",
 }
 
 HEADER = """\

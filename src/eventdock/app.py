@@ -34,6 +34,7 @@ from eventdock.core.errors import (
     InvalidInput,
     MethodNotAllowed,
     NotFound,
+    StoreUnavailable,
 )
 from eventdock.core.events import NUL_MESSAGE
 from eventdock.core.pipeline import IngestResult, Pipeline
@@ -76,7 +77,7 @@ def render_error(path: str, exc: EventdockError) -> Response:
 
 
 def build_services(settings: Settings) -> Services:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, sqlite_max_bytes=settings.sqlite_max_bytes)
     tenancy = Tenancy(db)
     writer = GroupCommitWriter(
         db,
@@ -122,6 +123,8 @@ async def _every(seconds: float, job: Callable[[], Any], name: str) -> None:
         await asyncio.sleep(seconds)
         try:
             await job()
+        except StoreUnavailable:
+            pass  # the store says so in the log, once per outage
         except Exception:  # noqa: BLE001 - a background job logs and goes on
             log.exception("background job %s failed", name)
 

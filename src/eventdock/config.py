@@ -89,6 +89,10 @@ class Settings:
     lifecycle_pause_seconds: float = 0.01
     # How often each worker reloads changed suppression lists.
     suppression_poll_seconds: float = 1.0
+    # SQLite: the largest the database file may grow, in bytes (0: as large
+    # as the disk allows). Past it, writes get 503 as on a full disk, reads
+    # go on, and writes resume once rows are deleted (docs/faults.md).
+    sqlite_max_bytes: int = 0
     # A server worker's garbage-collector generation-0 threshold (CPython's
     # default is 700); 0 keeps the interpreter's. See app.tune_gc.
     gc_gen0_threshold: int = 50_000

@@ -14,6 +14,8 @@
     ├── SchemaViolation              422   reject-mode schema refused the event
     ├── RateLimited                  429   project token bucket is empty
     └── Unavailable                  503   the writer's queue is full
+        └── StoreUnavailable         503   the database cannot be reached
+            └── StoreFull            503   the database (or its disk) is full
 
 Each carries what a dialect needs to name the problem: a message, and for
 input errors a list of ``FieldError`` whose ``path`` is a tuple of keys and
@@ -157,6 +159,35 @@ class Unavailable(EventdockError):
     def __init__(self, message: str = "", *, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StoreUnavailable(Unavailable):
+    """The database cannot be used now: unreachable, restarting, a connection
+    lost mid-transaction. The store raises it for every driver exception of
+    that kind (``store/faults.py``), so a dialect renders it as any 503. A
+    write that fails with it was not acknowledged; retrying it with the same
+    event ids stores it once."""
+
+    default_message = "The database is unavailable; retry later."
+
+    def __init__(self, message: str = "", *, retry_after: float = 1.0) -> None:
+        super().__init__(message, retry_after=retry_after)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # It travels from SQLite's writer process by pickle; keep what it says.
+        return (_rebuild_store_error, (type(self), self.message, self.retry_after))
+
+
+class StoreFull(StoreUnavailable):
+    """The database cannot grow: its disk is full, or it reached its size cap
+    (``EVENTDOCK_SQLITE_MAX_BYTES``). Reads still work; writes resume as soon
+    as there is room."""
+
+    default_message = "The database is full; retry later."
+
+
+def _rebuild_store_error(kind: type[StoreUnavailable], message: str, retry_after: float) -> StoreUnavailable:
+    return kind(message, retry_after=retry_after)
 
 
 def retry_after_header(seconds: float) -> str:

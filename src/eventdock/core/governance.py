@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from eventdock.core.errors import FieldError
+from eventdock.core.errors import FieldError, StoreUnavailable
 from eventdock.core.events import Event, public
 
 log = logging.getLogger("eventdock.governance")
@@ -468,9 +468,10 @@ class Governance:
                 try:
                     # Swap in place: requests keep the old rules until the new ones are ready.
                     self._projects[project_id] = compile_project(await self.source.load(project_id))
-                except Exception:  # noqa: BLE001 - the next evaluate loads it
+                except Exception as exc:  # noqa: BLE001 - the next evaluate loads it
                     self._projects.pop(project_id, None)
-                    log.exception("reloading schemas of project %s failed", project_id)
+                    if not isinstance(exc, StoreUnavailable):  # that one the store logs, once
+                        log.exception("reloading schemas of project %s failed", project_id)
 
 __all__ = [
     "PROPERTY_TYPES",

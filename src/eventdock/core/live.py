@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from eventdock.config import Limits
-from eventdock.core.errors import FieldError, InvalidInput
+from eventdock.core.errors import FieldError, InvalidInput, StoreUnavailable
 from eventdock.core.events import Draft, Event, normalise, now_ms
 
 if TYPE_CHECKING:
@@ -323,6 +323,8 @@ class LiveClock:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable:
+                pass  # the store says so in the log, once per outage; the next tick catches up
             except Exception:  # noqa: BLE001 - a clock that stops is worse than a logged error
                 log.exception("live-event clock tick failed")
             await asyncio.sleep(self.interval)
@@ -339,6 +341,8 @@ class LiveClock:
                     seen.add(live_id)
                     try:
                         written += await self._settle(project_id, live_id)
+                    except StoreUnavailable:
+                        raise  # no row is at fault: the next tick retries them all
                     except Exception:  # noqa: BLE001 - one bad row must not stall the others
                         log.exception("live event %s: writing its transition failed", live_id)
                 if len(due) < BATCH or not fresh:
@@ -356,6 +360,8 @@ class LiveClock:
             try:
                 async with self._lock:
                     written = await self._settle(project_id, live_id)
+            except StoreUnavailable:
+                return 0  # the store logs it; the clock retries
             except Exception:  # noqa: BLE001 - the clock retries; the caller's change stands
                 log.exception("live event %s: writing its transition failed; the clock will retry", live_id)
                 return 0

@@ -134,6 +134,7 @@ class Pipeline:
         """
         if not drafts:
             raise InvalidInput("No events in the request.")
+        count = len(drafts)  # drafts is emptied before the commit, which may still fail
         try:
             self.rate_limiter.take(project_id, len(drafts))
             events = self.normalise(project_id, drafts, source)
@@ -142,7 +143,7 @@ class Pipeline:
         except EventdockError as exc:
             if self.on_reject is not None:
                 reason = next((name for kind, name in _REJECT_REASONS if isinstance(exc, kind)), exc.code)
-                self.on_reject(project_id, source, reason, len(drafts))
+                self.on_reject(project_id, source, reason, count)
             raise
 
     async def commit(self, project_id: str, events: list[Event], source: str) -> IngestResult:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from eventdock.core.errors import RateLimited
+from eventdock.core.errors import RateLimited, StoreUnavailable
 
 log = logging.getLogger("eventdock.ratelimit")
 
@@ -117,8 +117,9 @@ class ProjectLimitsSync:
         self._loaded_at[project_id] = now
         try:
             found = await self.load([project_id])
-        except Exception:  # noqa: BLE001 - keep the last known setting, retry later
-            log.warning("could not load the rate limit of project %s", project_id, exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - keep the last known setting, retry later
+            if not isinstance(exc, StoreUnavailable):  # that one the store logs, once
+                log.warning("could not load the rate limit of project %s", project_id, exc_info=True)
             if loaded is None:
                 self._loaded_at.pop(project_id, None)
             return

@@ -5,6 +5,14 @@ rendered by the app for this prefix). Listings are keyset pages newest first
 (``next`` is an absolute URL carrying an opaque cursor); exports are NDJSON,
 oldest first, streamed page by page; the live tail is Server-Sent Events fed
 by ``store.query_tail``.
+
+Both streams are run up to their first chunk before the response starts
+(``_started``), so a database that cannot be reached is answered with the
+DRF 503 and ``Retry-After`` like any other route. Once streaming began, the
+status is sent: the live tail then ends with an ``unavailable`` event (an
+EventSource reconnects by itself), and an export ends without its last
+chunk, so the client sees an incomplete body rather than a complete-looking
+file that lacks events.
 """
 
 from __future__ import annotations
@@ -15,8 +23,9 @@ from collections.abc import AsyncIterator
 import msgspec
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Send
 
-from eventdock.core.errors import FieldError, InvalidInput, Unavailable
+from eventdock.core.errors import FieldError, InvalidInput, StoreUnavailable, Unavailable
 from eventdock.core.events import format_ms, now_ms, parse_time, public
 from eventdock.core.paging import read_cursor, split_page
 from eventdock.dialects.drf import json_response
@@ -69,6 +78,38 @@ async def _filter(request: Request, project_id: str, errors: list[FieldError]) -
 def _raise(errors: list[FieldError]) -> None:
     if errors:
         raise InvalidInput(errors[0].message, errors=errors)
+
+
+async def _started(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``stream``, already run up to its first chunk: what fails before any
+    byte is sent (the database) raises here, while an error status can still
+    be answered."""
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        first = b""
+
+    async def chained() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in stream:
+            yield chunk
+
+    return chained()
+
+
+class ExportResponse(StreamingResponse):
+    """Starlette's stream, except that the database going away mid-way ends
+    it without the terminating chunk: an export cut short must not look
+    complete (curl exits 18, httpx raises ``RemoteProtocolError``)."""
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async for chunk in self.body_iterator:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except StoreUnavailable:
+            return  # the store has logged the outage; the server closes the connection
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 @router.get(
@@ -166,7 +207,7 @@ async def event_stream(project_id: str, request: Request, event: str | None = No
                     return
 
     return StreamingResponse(
-        frames(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        await _started(frames()), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
 
 
@@ -190,8 +231,8 @@ async def export_events(
             yield b"".join(_encode(public(r)) + b"\n" for r in rows)
 
     stamp = format_ms(now_ms()).replace(":", "").replace(".", "")
-    return StreamingResponse(
-        lines(),
+    return ExportResponse(
+        await _started(lines()),
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="events-{project_id}-{stamp}.ndjson"'},
     )

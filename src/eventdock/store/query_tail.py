@@ -46,6 +46,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import func, literal_column, select
 
+from eventdock.core.errors import StoreUnavailable, Unavailable
 from eventdock.core.events import Event, public
 from eventdock.store.database import Database
 from eventdock.store.events import _COLUMNS, StoredEvent
@@ -61,6 +62,8 @@ _PAYLOAD_BYTES = 7800  # NOTIFY payloads must stay under 8000 bytes
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 OVERFLOW = b"event: overflow\ndata: {\"error\": \"subscriber too slow: events were dropped; reconnect\"}\n\n"
+# The database went away: the stream ends, and an EventSource reconnects after ``retry`` ms.
+UNAVAILABLE = b"retry: 1000\nevent: unavailable\ndata: {\"error\": \"the database is unavailable; reconnect\"}\n\n"
 
 
 def frame(event_id: str, public: dict[str, Any]) -> bytes:
@@ -91,6 +94,8 @@ class LiveTail:
         self._ready = asyncio.Event()
         self._pending: deque[tuple[str, list[str]]] = deque()
         self._pending_wake = asyncio.Event()
+        # Set while the follower is failing (the database is unavailable): subscribing then answers 503.
+        self._failure: Unavailable | None = None
 
     # -- publishing ------------------------------------------------------------
 
@@ -148,10 +153,10 @@ class LiveTail:
                     self._overflow(sub)
                     break
 
-    def _overflow(self, sub: Subscriber) -> None:
+    def _overflow(self, sub: Subscriber, last: bytes = OVERFLOW) -> None:
         while not sub.queue.empty():
             sub.queue.get_nowait()
-        sub.queue.put_nowait(OVERFLOW)
+        sub.queue.put_nowait(last)
         sub.closed = True
         self._remove(sub)
 
@@ -159,7 +164,12 @@ class LiveTail:
 
     @contextlib.asynccontextmanager
     async def subscribe(self, project_id: str, name: str | None = None) -> AsyncIterator[Subscriber]:
-        """A subscription that receives every event committed after this returns."""
+        """A subscription that receives every event committed after this returns.
+
+        Raises ``StoreUnavailable`` (before the stream starts: 503) when the
+        database cannot be followed now."""
+        if self._failure is not None:
+            raise self._failure
         sub = Subscriber(project_id=project_id, name=name, queue=asyncio.Queue(self.queue_size + 1))
         if self.db.is_sqlite:
             async with self.db.read() as conn:
@@ -169,6 +179,8 @@ class LiveTail:
         try:
             if not self.db.is_sqlite:
                 await self._ready.wait()  # LISTEN is in place: nothing committed from now on is missed
+                if sub.closed and self._failure is not None:  # ... or the follower failed instead
+                    raise self._failure
             yield sub
         finally:
             self._remove(sub)
@@ -193,12 +205,18 @@ class LiveTail:
                     await self._listen_postgres()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - drop the subscribers, they reconnect
-                log.exception("live tail follower failed")
+            except Exception as exc:  # noqa: BLE001 - drop the subscribers, they reconnect
+                fault = exc if isinstance(exc, StoreUnavailable) else self.db.fault(exc)
+                if fault is None:
+                    log.exception("live tail follower failed")
                 for subs in list(self.subscribers.values()):
                     for sub in list(subs):
-                        self._overflow(sub)
+                        self._overflow(sub, UNAVAILABLE if fault is not None else OVERFLOW)
+                # Wake subscribers still waiting for LISTEN, and answer new ones 503 for a while.
+                self._failure = fault or Unavailable("The live tail failed; reconnect.")
+                self._ready.set()
                 await asyncio.sleep(1)
+                self._failure = None
             self._ready.clear()
             if not self.subscribers:
                 self._wanted.clear()
@@ -243,6 +261,8 @@ class LiveTail:
             while self.subscribers:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._pending_wake.wait(), timeout=1.0)
+                if conn.is_closed():  # the server went away: nothing more will be heard here
+                    raise ConnectionResetError("the database closed the live tail's connection")
                 self._pending_wake.clear()
                 while self._pending:
                     project_id, ids = self._pending.popleft()

@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from eventdock.core.errors import StoreUnavailable
 from eventdock.core.governance import (
     EventSchema,
     Governance,
@@ -179,6 +180,8 @@ async def start_schema_poll(svc: Any) -> list[asyncio.Task[None]]:
     interval = svc.settings.schema_poll_seconds
     try:
         await gov.poll()  # the baseline, before any request is served
+    except StoreUnavailable:
+        pass  # the store logs it; the loop below retries
     except Exception:  # noqa: BLE001 - the loop below retries
         log.exception("first schema poll failed")
 
@@ -187,6 +190,8 @@ async def start_schema_poll(svc: Any) -> list[asyncio.Task[None]]:
             await asyncio.sleep(interval)
             try:
                 await gov.poll()
+            except StoreUnavailable:
+                pass  # the store says so in the log, once per outage
             except Exception:  # noqa: BLE001 - a poll failure must not stop polling
                 log.exception("schema poll failed")
 

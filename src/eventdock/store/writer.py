@@ -26,7 +26,9 @@ A request's events are never split across transactions. If a batch fails,
 each request in it is retried in a transaction of its own, so one request
 cannot fail its neighbours. The queue is bounded by events: once
 ``max_queue_events`` wait, requests are refused with ``Unavailable`` (503),
-before their bodies are parsed.
+before their bodies are parsed. A batch that fails because the database
+is unavailable (``StoreUnavailable``) fails whole, with 503, and is not
+retried request by request: none of its requests is at fault.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import msgspec
 from sqlalchemy.engine import Connection
 
 from eventdock.config import WriterSettings
-from eventdock.core.errors import Unavailable
+from eventdock.core.errors import StoreUnavailable, Unavailable
 from eventdock.core.events import Event
 from eventdock.store import events as event_rows
 from eventdock.store.database import Database
@@ -169,6 +171,8 @@ class GroupCommitWriter:
         try:
             try:
                 await conn.open()
+            except StoreUnavailable:
+                pass  # the store logs it; the first transaction tries again, and answers 503 if it must
             except Exception:  # noqa: BLE001 - the first transaction tries again, and fails its requests if it must
                 log.exception("opening the writer connection failed")
             finally:
@@ -228,6 +232,13 @@ class GroupCommitWriter:
         try:
             stored = await self._transaction(conn, batch)
         except Exception as exc:  # noqa: BLE001 - isolate, then report per request
+            if isinstance(exc, StoreUnavailable):
+                # The database is unavailable or full: no request of the
+                # batch is at fault, none is retried alone, none is
+                # acknowledged. The store has logged it once.
+                for submission in batch:
+                    _settle(submission, exc)
+                return
             if len(batch) == 1:
                 log.exception("write transaction failed")
                 _settle(batch[0], exc)
@@ -237,6 +248,8 @@ class GroupCommitWriter:
                 await self._commit_batch(conn, [submission])
             return
         elapsed = time.perf_counter() - started
+        if self.db.health.troubled:
+            self.db.health.wrote()
         for e in stored:
             e.stored = True
         self._after_commit(stored)
@@ -308,6 +321,8 @@ class GroupCommitWriter:
             return
         try:
             await self._write_usage(conn)
+        except StoreUnavailable as exc:
+            log.warning("the usage counters (volume, last_seen_at) could not be written at stop: %s", exc.message)
         except Exception:  # noqa: BLE001 - stopping goes on; the counters are kept
             log.exception("writing the usage counters at stop failed")
 

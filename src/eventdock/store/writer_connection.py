@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sqlalchemy.engine import Connection
 
-from eventdock.core.errors import Unavailable
+from eventdock.core.errors import StoreUnavailable, Unavailable
 from eventdock.store import writer_process
 from eventdock.store.database import Database
 from eventdock.store.writer_lock import WriterLock
@@ -89,6 +89,8 @@ class SqliteWriterConnection:
 
     def __init__(self, db: Database) -> None:
         self._url = db.url.render_as_string(hide_password=False)
+        self._max_bytes = db.sqlite_max_bytes
+        self._health = db.health
         lock_path = db.writer_lock_path()
         self._lock = WriterLock(lock_path) if lock_path else None
         self._lock_waiter: ThreadPoolExecutor | None = None
@@ -117,7 +119,7 @@ class SqliteWriterConnection:
         """Start the process, so that its imports are done before the first batch."""
         async with self._exchanging:
             if self._process is None:
-                self._process = await _WriterProcess.start(self._url)
+                self._process = await _WriterProcess.start(self._url, self._max_bytes)
 
     async def run(self, transaction: Callable[[Connection], T]) -> T:
         frame = writer_process.encode_frame(transaction)
@@ -130,7 +132,7 @@ class SqliteWriterConnection:
                     log.warning("the SQLite writer process exited (%s); starting another", self._process.popen.returncode)
                     await self._stop_process()
                 if self._process is None:
-                    self._process = await _WriterProcess.start(self._url)
+                    self._process = await _WriterProcess.start(self._url, self._max_bytes)
                 try:
                     payload = await self._process.exchange(frame)
                 except BaseException as exc:
@@ -150,6 +152,8 @@ class SqliteWriterConnection:
         except Exception as exc:  # noqa: BLE001 - an exception type that does not rebuild
             raise RuntimeError(f"the writer process's answer could not be read: {exc!r}") from exc
         if not ok:
+            if isinstance(value, StoreUnavailable):  # translated in the writer's process (full, busy, I/O error)
+                self._health.failed(value, value)
             raise value
         return value  # type: ignore[no-any-return]
 
@@ -192,11 +196,11 @@ class _WriterProcess:
         self.transport = transport
 
     @classmethod
-    async def start(cls, url: str) -> _WriterProcess:
+    async def start(cls, url: str, max_bytes: int) -> _WriterProcess:
         # It imports eventdock as this process does (a checkout's src/ on the path, a bench's patches).
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         popen = subprocess.Popen(
-            [sys.executable, "-m", "eventdock.store.writer_process", url],
+            [sys.executable, "-m", "eventdock.store.writer_process", url, str(max_bytes)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -250,16 +254,26 @@ class PostgresWriterConnection:
 
     async def open(self) -> None:
         if self._conn is None:
-            self._conn = await self._db.engine.connect()
+            try:
+                self._conn = await self._db.engine.connect()
+            except Exception as exc:
+                if (fault := self._db.fault(exc)) is None:
+                    raise
+                raise fault from exc
 
     async def run(self, transaction: Callable[[Connection], T]) -> T:
-        if self._conn is None or self._conn.closed or self._conn.invalidated:
-            # Kept across batches: no pool checkout, no reset-on-return ROLLBACK.
-            self._conn = await self._db.engine.connect()
+        """A connection lost before COMMIT answered leaves the outcome
+        unknown: it raises ``StoreUnavailable``, the requests are not
+        acknowledged, and their retries (same ids) store each event once."""
         try:
+            if self._conn is None or self._conn.closed or self._conn.invalidated:
+                # Kept across batches: no pool checkout, no reset-on-return ROLLBACK.
+                self._conn = await self._db.engine.connect()
             return await self._conn.run_sync(_in_transaction, transaction)
-        except BaseException:
+        except BaseException as exc:
             await self.close()
+            if isinstance(exc, Exception) and (fault := self._db.fault(exc)) is not None:
+                raise fault from exc
             raise
 
     async def close(self) -> None:

@@ -1,11 +1,18 @@
 """SQLite's writer in a process of its own (issue 6).
 
-``python -m eventdock.store.writer_process SQLITE_URL`` is started by each
+``python -m eventdock.store.writer_process SQLITE_URL [MAX_BYTES]`` is started by each
 worker's ``SqliteWriterConnection`` and runs that worker's write
 transactions: the worker sends a frame holding a pickled transaction (a
 callable of a SQLAlchemy ``Connection``, e.g. ``writer.BatchTransaction``),
 the process runs it between ``BEGIN IMMEDIATE`` and the fsync'd COMMIT and
-answers with a frame holding its result or its exception.
+answers with a frame holding its result or its exception. An exception
+that means the database cannot take the write now (``database or disk is
+full``, an I/O error) travels as the core's ``StoreUnavailable``, translated
+here (``faults.translate``), where sqlite3's error code is still known (it
+does not survive pickling). The transaction is rolled back and the
+connection closed; the next frame opens a new one, so writes resume by
+themselves once there is room. ``MAX_BYTES`` caps the database's size
+(``Database.sqlite_max_bytes``).
 
 Why a process, not a thread: on a thread of the worker, each of the
 transaction's statements gave up the GIL while SQLite worked and then
@@ -129,10 +136,11 @@ class Checkpointer:
             conn.close()
 
 
-def serve(url: str, frames_in: IO[bytes], frames_out: IO[bytes]) -> None:
+def serve(url: str, frames_in: IO[bytes], frames_out: IO[bytes], max_bytes: int = 0) -> None:
     from eventdock.store.database import Database
+    from eventdock.store.faults import translate
 
-    db = Database(url)
+    db = Database(url, sqlite_max_bytes=max_bytes)
     engine = db.blocking_engine()
     checkpointer = None if db.sqlite_file is None else Checkpointer(db.sqlite_file)
     conn = None
@@ -162,7 +170,7 @@ def serve(url: str, frames_in: IO[bytes], frames_out: IO[bytes]) -> None:
                     except Exception:  # noqa: BLE001 - a broken connection may not close cleanly
                         pass
                     conn = None
-                reply = error_frame(exc)
+                reply = error_frame(translate(exc) or exc)
             frames_out.write(reply)
             frames_out.flush()
     finally:
@@ -176,11 +184,14 @@ def serve(url: str, frames_in: IO[bytes], frames_out: IO[bytes]) -> None:
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A file-size limit (ulimit -f) then fails the write (an I/O error, 503)
+    # instead of killing the process mid-transaction.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     # The frames go out on a copy of stdout; stdout itself becomes stderr, so
     # nothing a library prints can break a frame.
     frames_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    serve(sys.argv[1], sys.stdin.buffer, frames_out)
+    serve(sys.argv[1], sys.stdin.buffer, frames_out, int(sys.argv[2]) if len(sys.argv) > 2 else 0)
 
 
 if __name__ == "__main__":
