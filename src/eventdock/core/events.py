@@ -206,7 +206,10 @@ def normalise(
     properties_path = draft.properties_path
     if len(props) > limits.max_property_keys:
         raise EventTooLarge(errors=[FieldError(properties_path, f"more than {limits.max_property_keys} property keys")])
-    encoded = _encode(props)
+    try:
+        encoded = _encode(props)
+    except RecursionError:  # parsed a little below the recursion limit, encoded from deeper down
+        raise EventTooLarge(errors=[FieldError(properties_path, f"nesting deeper than {limits.max_depth} levels", code="too_deep")]) from None
     if len(encoded) > limits.max_event_bytes:
         raise EventTooLarge(errors=[FieldError(properties_path, f"event larger than {limits.max_event_bytes} bytes serialised")])
     # A nesting or key-length problem needs brackets or long text; the cheap

@@ -29,7 +29,7 @@ from eventdock.core.errors import (
 )
 from eventdock.core.events import NUL_MESSAGE, Draft, format_ms, now_ms, parse_time
 from eventdock.core.paging import read_cursor, split_page
-from eventdock.http.body import media_type, read_ingest_body
+from eventdock.http.body import decode_json, media_type, read_ingest_body
 from eventdock.http.services import authorise, services
 from eventdock.store import events as event_store
 from eventdock.store.query import EventFilter, list_page
@@ -203,7 +203,7 @@ async def create_event(projectUuid: str, request: Request) -> Response:  # noqa:
         raise UnsupportedMediaType(f"Content type '{request.headers.get('content-type', '')}' not supported; use application/json.")
     body = await read_ingest_body(request, svc.settings.limits.max_body_bytes, svc.pipeline.ensure_room, svc.reading)
     try:
-        parsed = _decode(body)
+        parsed = decode_json(body, _decode)
     except msgspec.DecodeError as exc:
         raise MalformedJSON(f"Malformed JSON request: {exc}") from None
     draft = to_draft(parsed, request.headers.get("idempotency-key"))
