@@ -29,6 +29,7 @@ from eventdock.core.errors import (
 )
 from eventdock.core.events import NUL_MESSAGE, Draft, format_ms, now_ms, parse_time
 from eventdock.core.paging import read_cursor, split_page
+from eventdock.core.params import int_param
 from eventdock.http.body import decode_json, media_type, read_ingest_body
 from eventdock.http.services import authorise, services
 from eventdock.store import events as event_store
@@ -255,13 +256,7 @@ def time_param(request: Request, name: str, errors: list[FieldError]) -> int | N
 
 
 def limit_param(request: Request, errors: list[FieldError], default: int = 100, maximum: int = 1000) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        errors.append(FieldError(("limit",), f"must be an integer from 1 to {maximum}", raw))
-        return default
-    return int(raw)
+    return int_param(request.query_params.get("limit"), "limit", errors, default=default, minimum=1, maximum=maximum)
 
 
 @router.get(
