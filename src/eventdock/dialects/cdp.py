@@ -152,6 +152,16 @@ def to_draft(body: Any, idempotency_key: str | None) -> Draft:
             errors.append(FieldError((field,), NUL_MESSAGE, value))
         else:
             properties[field] = value
+    if idempotency_key is not None and not idempotency_key.isascii():
+        # The server hands header bytes over as latin-1; the key is UTF-8, as
+        # every other id (a generic event.id in JSON) is, so the same id is
+        # the same event whichever dialect sent it.
+        raw = idempotency_key.encode("latin-1")
+        try:
+            idempotency_key = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            errors.append(FieldError(("Idempotency-Key",), "must be UTF-8 text", raw.decode("utf-8", "backslashreplace")))
+            idempotency_key = None
     if idempotency_key is not None and (not idempotency_key.strip() or len(idempotency_key) > MAX_ID_LENGTH):
         errors.append(FieldError(("Idempotency-Key",), f"must be 1 to {MAX_ID_LENGTH} non-blank characters", idempotency_key))
     if errors:
