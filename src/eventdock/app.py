@@ -50,7 +50,7 @@ from eventdock.dialects import (
 from eventdock.http import admin, fastlane, metrics, ops
 from eventdock.http.body import ReadingBudget
 from eventdock.http.services import Services
-from eventdock.store import profiles, query_tail, schemas, violations
+from eventdock.store import key_revocations, profiles, query_tail, schemas, violations
 from eventdock.store.database import Database
 from eventdock.store.tenancy import Tenancy
 from eventdock.store.writer import GroupCommitWriter
@@ -238,7 +238,12 @@ ROUTERS = [
     live_events.router,
     query.router,
 ]
-STARTUP_HOOKS: list[Callable[[Services], Any]] = [live.start_clock, query_tail.start_live_tail, schemas.start_schema_poll]
+STARTUP_HOOKS: list[Callable[[Services], Any]] = [
+    live.start_clock,
+    query_tail.start_live_tail,
+    schemas.start_schema_poll,
+    key_revocations.start,
+]
 
 
 def create_app_from_env() -> FastAPI:
