@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from eventdock.core.errors import InvalidInput, MalformedJSON, PayloadTooLarge, Unavailable, UnsupportedMediaType
 
@@ -71,7 +71,9 @@ async def read_body(request: Request, limit: int, budget: ReadingBudget | None =
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise ClientDisconnect()
+                # Gone, or closed for sending too slowly (http.connections):
+                # the answer reaches nobody, but it must not log as a 500.
+                raise InvalidInput("The connection closed before the whole body arrived.")
             more = message.get("more_body", False)
             chunk = message.get("body", b"")
             if chunk:
