@@ -9,6 +9,9 @@ own rules answer; 1,000 and 100,000 are refused by the parser.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -81,3 +84,13 @@ async def test_depth_within_the_limit_is_still_parsed(client: httpx.AsyncClient,
     body = '{"nameEvent": "deep-but-ignored", "unknownField": %s}' % nested(512)
     r = await client.post(f"/v1/projects/{project.id}/events", content=body, headers={**project.headers, "Content-Type": JSON})
     assert r.status_code == 200, r.text
+
+
+def test_import_of_a_deep_file_names_the_line(project: Project, database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "deep.ndjson"
+    path.write_text('{"event.name": "ok"}\n{"event.name": "deep", "x": %s}\n' % nested(100_000))
+    done = subprocess.run(
+        [sys.executable, "-m", "eventdock", "import", str(path), "--project", project.id, "--database", database_url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1 and "deep.ndjson:2" in done.stderr and "512 levels" in done.stderr, done.stderr
