@@ -109,8 +109,9 @@ class Authenticator:
     happen (``forget``, driven by ``store.key_revocations``; on SQLite by
     ``revoked_elsewhere``, asked before trusting a cached key); ``ttl``
     bounds how long a revoked key works should that signal be lost (the
-    database unreachable while it was sent). Unknown tokens are cached too, so a flood of bad tokens costs one lookup each
-    per ``ttl``, and the cache is bounded in size. Concurrent misses for one
+    database unreachable while it was sent). Unknown tokens are cached
+    too, so a flood of bad tokens costs one lookup each per ``ttl``, and
+    the cache is bounded in size. Concurrent misses for one
     token share a single lookup: when an entry expires under load, the
     hundreds of requests in flight with that token must not each go to the
     database.

@@ -78,6 +78,9 @@ def json_response(data: Any, status: int = 200) -> Response:
     return Response(_encode(data), status_code=status, media_type="application/json")
 
 
+_NOT_A_COUNT = f"A valid integer from 0 to {BIGINT_MAX} is required."
+
+
 def page_params(request: Request, default_limit: int = 100, max_limit: int = 1000) -> tuple[int, int]:
     """``?limit=&offset=`` as DRF's LimitOffsetPagination reads them: a larger
     limit is cut to ``max_limit`` and 0 means the default; a value that is not
@@ -88,9 +91,6 @@ def page_params(request: Request, default_limit: int = 100, max_limit: int = 100
     if errors:
         raise InvalidInput(errors[0].message, errors=errors)
     return min(limit, max_limit) if limit else default_limit, offset
-
-
-_NOT_A_COUNT = f"A valid integer from 0 to {BIGINT_MAX} is required."
 
 
 def page(request: Request, results: list[Any], count: int, limit: int, offset: int) -> dict[str, Any]:

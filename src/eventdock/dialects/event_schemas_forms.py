@@ -133,7 +133,8 @@ def error(path: tuple[str | int, ...], message: str, code: str, value: Any = Non
 
 
 def maybe_json(value: Any) -> Any:
-    """Form fields carry structure as JSON text (``properties``, ``validation_rules``)."""
+    """Form fields carry structure as JSON text (``properties``, ``validation_rules``);
+    text that is not JSON stays text, JSON nested too deeply is ``MalformedJSON``."""
     if isinstance(value, str):
         try:
             return decode_json(value)

@@ -22,9 +22,9 @@ from starlette.responses import Response
 from eventdock.core import live
 from eventdock.core.auth import Principal
 from eventdock.core.errors import FieldError, InvalidInput, NotFound
-from eventdock.core.params import int_param
 from eventdock.core.live import LiveEvent
 from eventdock.core.paging import decode_cursor, encode_cursor
+from eventdock.core.params import int_param
 from eventdock.dialects import live_events_input as parse
 from eventdock.dialects import live_events_output as out
 from eventdock.dialects import live_events_wire as wire

@@ -71,8 +71,14 @@ def _this_worker() -> _Worker:
     return _worker
 
 
-_REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 39\r\nconnection: close\r\n\r\nThe request was not sent fast enough.\r\n"
-_TOO_MANY = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\ncontent-length: 41\r\nconnection: close\r\n\r\nToo many open connections; retry later.\r\n"
+def _answer(status: bytes, text: bytes, *headers: bytes) -> bytes:
+    """A whole response written straight to the socket (no request reached the app)."""
+    head = [b"HTTP/1.1 " + status, b"content-type: text/plain; charset=utf-8", *headers, b"content-length: %d" % len(text), b"connection: close"]
+    return b"\r\n".join(head) + b"\r\n\r\n" + text
+
+
+_REQUEST_TIMEOUT = _answer(b"408 Request Timeout", b"The request was not sent fast enough.\n")
+_TOO_MANY = _answer(b"503 Service Unavailable", b"Too many open connections; retry later.\n", b"retry-after: 1")
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
