@@ -23,8 +23,10 @@ protocol, a subclass of uvicorn's httptools protocol that adds, per worker:
   connection a client may be reusing; with none to evict it is answered
   503 + ``Retry-After`` and closed.
 
-A request that arrives whole in one read (the usual case) starts no timer:
-they are armed only when a read ends in the middle of the headers or body.
+Each new connection starts one timer (its first request's headers); after
+that, a request that arrives whole in one read (the usual case) starts
+none: they are armed only when a read ends in the middle of the headers
+or the body.
 The alternatives were weighed: a reverse proxy in front (nginx's
 ``client_header_timeout``) is the classic answer but one more thing to run,
 and Hypercorn/gunicorn would replace the server the benchmark measures;
