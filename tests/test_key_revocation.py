@@ -1,27 +1,33 @@
 """A revoked key is refused by every worker and node at once (issue 20, item 6).
 
 Real server processes with a key cache of 30 s, so only the push can explain
-a refusal: on PostgreSQL two nodes of two workers each, revoked on one,
-refused by all within 250 ms; on SQLite one server of two workers, refused
-by the next request of either worker.
+a refusal. Each worker is reached through a keep-alive connection known to be
+served by it (the kernel hands new connections to whichever worker accepts
+first, so fresh connections could all land on the one that revoked): on
+PostgreSQL two nodes of two workers each, revoked on one, refused by all four
+within 250 ms; on SQLite one server of two workers, refused by the other
+worker's next request.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import psutil
 import pytest
 
 from tests.conftest import drop_database, fresh_database_url
 from tests.support.server import Server
 
-ENV = {"EVENTDOCK_KEY_CACHE_SECONDS": "30"}
-REQUESTS = 24  # new connections each, so the kernel spreads them over the workers
+# The connections to each worker stay open through the test's pauses (a CLI run takes seconds).
+ENV = {"EVENTDOCK_KEY_CACHE_SECONDS": "30", "EVENTDOCK_HEADER_TIMEOUT": "120", "UVICORN_TIMEOUT_KEEP_ALIVE": "120"}
 
 
 def bootstrap(url: str) -> tuple[str, str]:
@@ -30,40 +36,85 @@ def bootstrap(url: str) -> tuple[str, str]:
     return document["project"]["id"], document["key"]["token"]
 
 
-def write(server: Server, token: str, n: int) -> list[int]:
-    statuses = []
-    for i in range(n):
-        with httpx.Client(base_url=server.url, timeout=10) as fresh:  # a new connection: any worker may take it
-            r = fresh.post("/platform/ingest/v1/events", json={"event.name": "revocation", "n": i}, headers={"Authorization": f"Bearer {token}"})
-        statuses.append(r.status_code)
-    return statuses
+def serving_pid(server: Server, conn: http.client.HTTPConnection) -> int | None:
+    """The server process that holds the other end of ``conn``."""
+    assert server.process is not None and conn.sock is not None
+    port = conn.sock.getsockname()[1]
+    for process in psutil.Process(server.process.pid).children(recursive=True):
+        try:
+            if any(c.raddr and c.raddr.port == port for c in process.net_connections("tcp")):
+                return process.pid
+        except psutil.NoSuchProcess:
+            continue
+    return None
 
 
-def make_key(server: Server, project_id: str, admin_token: str) -> tuple[str, str]:
-    r = httpx.post(f"{server.url}/api/projects/{project_id}/keys", json={"name": "w", "scopes": ["events:write"]}, headers={"Authorization": f"Bearer {admin_token}"})
-    assert r.status_code == 201, r.text
-    return r.json()["id"], r.json()["token"]
+@contextlib.contextmanager
+def one_per_worker(server: Server, workers: int) -> Iterator[list[http.client.HTTPConnection]]:
+    """A keep-alive connection to each of the server's ``workers`` worker processes."""
+    found: dict[int, http.client.HTTPConnection] = {}
+    spare = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(found) < workers and time.monotonic() < deadline:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            conn.connect()
+            time.sleep(0.02)  # accepted by now
+            pid = serving_pid(server, conn)
+            if pid is not None and pid not in found:
+                found[pid] = conn
+            else:
+                spare.append(conn)  # held open, so the next one may go elsewhere
+        assert len(found) == workers, f"reached {len(found)} of {workers} workers"
+        yield list(found.values())
+    finally:
+        for conn in [*spare, *found.values()]:
+            conn.close()
 
 
-def revoke(server: Server, project_id: str, key_id: str, admin_token: str) -> None:
-    r = httpx.delete(f"{server.url}/api/projects/{project_id}/keys/{key_id}", headers={"Authorization": f"Bearer {admin_token}"})
-    assert r.status_code == 204, r.text
+def write(conn: http.client.HTTPConnection, token: str) -> int:
+    body = json.dumps({"event.name": "revocation"})
+    conn.request("POST", "/platform/ingest/v1/events", body=body, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    return response.status
 
 
-def test_revoked_on_one_node_is_refused_by_every_worker_of_another_within_250_ms(backend: str, tmp_path: Path) -> None:
+def call(conn: http.client.HTTPConnection, method: str, path: str, token: str, doc: object = None) -> tuple[int, dict[str, str]]:
+    conn.request(method, path, body=None if doc is None else json.dumps(doc), headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    response = conn.getresponse()
+    data = response.read()
+    return response.status, json.loads(data) if data else {}
+
+
+def make_key(conn: http.client.HTTPConnection, project_id: str, admin: str) -> tuple[str, str]:
+    status, doc = call(conn, "POST", f"/api/projects/{project_id}/keys", admin, {"name": "w", "scopes": ["events:write"]})
+    assert status == 201, doc
+    return doc["id"], doc["token"]
+
+
+def revoke(conn: http.client.HTTPConnection, project_id: str, key_id: str, admin: str) -> None:
+    status, doc = call(conn, "DELETE", f"/api/projects/{project_id}/keys/{key_id}", admin)
+    assert status == 204, doc
+
+
+def test_revoked_on_one_node_is_refused_by_every_worker_of_both_within_250_ms(backend: str, tmp_path: Path) -> None:
     if backend != "postgresql":
         pytest.skip("several nodes share a PostgreSQL database")
     url = fresh_database_url("postgresql", tmp_path, f"revoke_{tmp_path.name[-8:]}")
     try:
         project_id, admin = bootstrap(url)
-        with Server(url, workers=2, env=ENV, log_dir=tmp_path) as a, Server(url, workers=2, env=ENV, log_dir=tmp_path) as b:
-            key_id, token = make_key(a, project_id, admin)
-            assert set(write(b, token, REQUESTS)) == {202}  # cached by B's workers, for 30 s
-            assert set(write(a, token, REQUESTS)) == {202}
-            revoke(a, project_id, key_id, admin)
+        with (
+            Server(url, workers=2, env=ENV, log_dir=tmp_path) as a,
+            Server(url, workers=2, env=ENV, log_dir=tmp_path) as b,
+            one_per_worker(a, 2) as on_a,
+            one_per_worker(b, 2) as on_b,
+        ):
+            key_id, token = make_key(on_a[0], project_id, admin)
+            assert [write(conn, token) for conn in on_a + on_b] == [202] * 4  # cached by every worker, for 30 s
+            revoke(on_a[0], project_id, key_id, admin)
             time.sleep(0.25)
-            assert set(write(b, token, REQUESTS)) == {401}
-            assert set(write(a, token, REQUESTS)) == {401}
+            assert [write(conn, token) for conn in on_b + on_a] == [401] * 4
     finally:
         drop_database(url)
 
@@ -73,22 +124,23 @@ def test_revoked_is_refused_by_every_sqlite_worker_at_once(backend: str, tmp_pat
         pytest.skip("the SQLite path")
     url = f"sqlite:///{tmp_path}/revoke.db"
     project_id, admin = bootstrap(url)
-    with Server(url, workers=2, env=ENV, log_dir=tmp_path) as server:
-        key_id, token = make_key(server, project_id, admin)
-        assert set(write(server, token, REQUESTS)) == {202}
-        revoke(server, project_id, key_id, admin)
-        assert set(write(server, token, REQUESTS)) == {401}
+    with Server(url, workers=2, env=ENV, log_dir=tmp_path) as server, one_per_worker(server, 2) as (first, second):
+        key_id, token = make_key(first, project_id, admin)
+        assert [write(first, token), write(second, token)] == [202, 202]
+        revoke(first, project_id, key_id, admin)
+        assert write(second, token) == 401  # the other worker, with no pause
+        assert write(first, token) == 401
 
 
-def test_a_revocation_from_the_cli_reaches_a_running_server(backend: str, tmp_path: Path) -> None:
+def test_a_revocation_from_the_cli_reaches_every_worker(backend: str, tmp_path: Path) -> None:
     url = fresh_database_url(backend, tmp_path, f"revoke_cli_{tmp_path.name[-8:]}")
     try:
         project_id, admin = bootstrap(url)
-        with Server(url, workers=2, env=ENV, log_dir=tmp_path) as server:
-            key_id, token = make_key(server, project_id, admin)
-            assert set(write(server, token, REQUESTS)) == {202}
+        with Server(url, workers=2, env=ENV, log_dir=tmp_path) as server, one_per_worker(server, 2) as conns:
+            key_id, token = make_key(conns[0], project_id, admin)
+            assert [write(conn, token) for conn in conns] == [202, 202]
             subprocess.run([sys.executable, "-m", "eventdock", "key", "revoke", key_id, "--project", project_id, "--database", url], check=True, timeout=60)
             time.sleep(0.25)
-            assert set(write(server, token, REQUESTS)) == {401}
+            assert [write(conn, token) for conn in conns] == [401, 401]
     finally:
         drop_database(url)
