@@ -110,6 +110,8 @@ def test_slowloris_is_cut_off_and_normal_clients_are_served_throughout(server: t
                 time.sleep(0.05)
         assert max(latencies) < 1.0, f"a normal client waited {max(latencies):.2f} s"
         # Every slow connection was answered 408 and closed after the 1.5 s header timeout (3 s have passed).
+        time.sleep(0.5)
+        assert sum(closed(sock) for sock in slow) == SLOW
         answers = [answer(sock, 1.0) for sock in slow]
         assert all(a is not None and a.startswith(b"HTTP/1.1 408 ") for a in answers), answers[:3]
     finally:
