@@ -66,7 +66,7 @@ def announced(db: Database) -> None:
 
 
 class RevocationMarker:
-    """``changed()`` is true once after each revocation another process made (SQLite)."""
+    """``changed()`` is true once after each revocation any process made (SQLite)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
