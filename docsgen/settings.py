@@ -22,7 +22,7 @@ MEANINGS = {
     "EVENTDOCK_MIGRATE_ON_START": "run migrations when a worker starts (`serve` migrates once, then hands its process to uvicorn, which starts the workers)",
     "EVENTDOCK_RATE_LIMIT_PER_SECOND": "global per-project ingest token bucket, events per second (`0`: off); per-project values via `PATCH /api/projects/{id}`",
     "EVENTDOCK_RATE_LIMIT_BURST": "the bucket's size, events (`0`: the rate)",
-    "EVENTDOCK_KEY_CACHE_SECONDS": "how long a worker trusts a key lookup (bounds how long a revoked key works on other workers)",
+    "EVENTDOCK_KEY_CACHE_SECONDS": "how long a worker trusts a key lookup should a revocation's push be lost (revocations reach every worker and node at once: [limits](limits.md#revoked-keys))",
     "EVENTDOCK_SCHEMA_POLL_SECONDS": "how often a worker checks for schema changes made elsewhere",
     "EVENTDOCK_LIVE_CLOCK_INTERVAL": "how often the live-event clock looks for due transitions, seconds",
     "EVENTDOCK_GC_GEN0_THRESHOLD": "a server worker's young-generation GC threshold (`0`: CPython's 700); start-up objects are frozen out of collections",
@@ -46,6 +46,9 @@ MEANINGS = {
     "EVENTDOCK_LIFECYCLE_PAUSE_SECONDS": "the remover's pause after each transaction, the group-commit writer's turn",
     "EVENTDOCK_SUPPRESSION_POLL_SECONDS": "how often a worker reloads changed suppression lists",
     "EVENTDOCK_SQLITE_MAX_BYTES": "SQLite: the most the database may grow to, in bytes (`0`: no cap); past it writes get 503 as on a full disk, reads go on, and writes resume once rows are deleted ([faults](faults.md))",
+    "EVENTDOCK_HEADER_TIMEOUT": "seconds a client has to send a request's headers; past it 408 and closed ([limits](limits.md#connections))",
+    "EVENTDOCK_BODY_TIMEOUT": "seconds a client has to send a request's body after its headers; past it 408 and closed",
+    "EVENTDOCK_MAX_CONNECTIONS": "open connections per worker; past it the one waiting longest for its headers is closed (503 if none is)",
 }
 
 HEADER = """\

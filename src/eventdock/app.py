@@ -53,7 +53,7 @@ from eventdock.dialects import (
 from eventdock.http import admin, apidocs, console, fastlane, metrics, ops
 from eventdock.http.body import ReadingBudget
 from eventdock.http.services import Services
-from eventdock.store import lifecycle, profiles, query_tail, schemas, violations
+from eventdock.store import key_revocations, lifecycle, profiles, query_tail, schemas, violations
 from eventdock.store.database import Database
 from eventdock.store.tenancy import Tenancy
 from eventdock.store.writer import GroupCommitWriter
@@ -253,7 +253,13 @@ async def _start_lifecycle(svc: Services) -> list[asyncio.Task[None]]:
     return await lifecycle.start(svc, observer=metrics.LifecycleMetrics())
 
 
-STARTUP_HOOKS: list[Callable[[Services], Any]] = [live.start_clock, query_tail.start_live_tail, schemas.start_schema_poll, _start_lifecycle]
+STARTUP_HOOKS: list[Callable[[Services], Any]] = [
+    live.start_clock,
+    query_tail.start_live_tail,
+    schemas.start_schema_poll,
+    key_revocations.start,
+    _start_lifecycle,
+]
 
 
 def create_app_from_env() -> FastAPI:

@@ -119,7 +119,7 @@ def uvicorn_command(target: str, *, host: str, port: int, workers: int, log_leve
     return [
         "-m", "uvicorn", target, *(["--factory"] if factory else []),
         "--host", host, "--port", str(port), "--workers", str(workers),
-        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", log_level,
+        "--loop", "uvloop", "--http", "eventdock.http.connections:GuardedHttpProtocol", "--no-access-log", "--log-level", log_level,
         "--timeout-graceful-shutdown", "10",
     ]  # fmt: skip
 

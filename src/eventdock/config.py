@@ -93,6 +93,14 @@ class Settings:
     # as the disk allows). Past it, writes get 503 as on a full disk, reads
     # go on, and writes resume once rows are deleted (docs/faults.md).
     sqlite_max_bytes: int = 0
+    # Connections (http.connections, docs/limits.md), per worker: a request's
+    # headers must arrive within header_timeout s of the connection opening
+    # (or of the request's first byte), its body within body_timeout s of
+    # the headers; past max_connections open connections the one waiting
+    # longest for its headers is closed (capped below the file-descriptor limit).
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    max_connections: int = 1000
     # A server worker's garbage-collector generation-0 threshold (CPython's
     # default is 700); 0 keeps the interpreter's. See app.tune_gc.
     gc_gen0_threshold: int = 50_000

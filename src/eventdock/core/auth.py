@@ -106,9 +106,13 @@ KeyLookup = Callable[[str], Awaitable[KeyRecord | None]]
 class Authenticator:
     """Turns a token into a ``Principal``, caching lookups for a few seconds.
 
-    The cache bounds how long a revoked key keeps working (``ttl``); unknown
-    tokens are cached too, so a flood of bad tokens costs one lookup each
-    per ``ttl``, and the cache is bounded in size. Concurrent misses for one
+    Revocations made by this or any other process drop the cache as they
+    happen (``forget``, driven by ``store.key_revocations``; on SQLite by
+    ``revoked_elsewhere``, asked before trusting a cached key); ``ttl``
+    bounds how long a revoked key works should that signal be lost (the
+    database unreachable while it was sent). Unknown tokens are cached
+    too, so a flood of bad tokens costs one lookup each per ``ttl``, and
+    the cache is bounded in size. Concurrent misses for one
     token share a single lookup: when an entry expires under load, the
     hundreds of requests in flight with that token must not each go to the
     database.
@@ -122,12 +126,17 @@ class Authenticator:
         self._pending: dict[str, asyncio.Future[Principal | None]] = {}
         # Bumped by forget(): a lookup that started before it must not cache.
         self._generation = 0
+        # True once after each revocation made elsewhere, if set.
+        self.revoked_elsewhere: Callable[[], bool] | None = None
 
     async def authenticate(self, token: str | None) -> Principal:
         if not token:
             raise AuthenticationFailed(provided=False)
         digest = hash_token(token)
         hit = self._cache.get(digest)
+        if hit is not None and self.revoked_elsewhere is not None and self.revoked_elsewhere():
+            self.forget()
+            hit = None
         if hit is not None and hit[0] > time.monotonic():
             principal = hit[1]
         else:

@@ -206,7 +206,10 @@ def normalise(
     properties_path = draft.properties_path
     if len(props) > limits.max_property_keys:
         raise EventTooLarge(errors=[FieldError(properties_path, f"more than {limits.max_property_keys} property keys")])
-    encoded = _encode(props)
+    try:
+        encoded = _encode(props)
+    except RecursionError:  # parsed a little below the recursion limit, encoded from deeper down
+        raise EventTooLarge(errors=[FieldError(properties_path, f"nesting deeper than {limits.max_depth} levels", code="too_deep")]) from None
     if len(encoded) > limits.max_event_bytes:
         raise EventTooLarge(errors=[FieldError(properties_path, f"event larger than {limits.max_event_bytes} bytes serialised")])
     # A nesting or key-length problem needs brackets or long text; the cheap
@@ -254,18 +257,26 @@ def epoch_to_ms(number: float) -> int:
     return int(number // 1_000_000)
 
 
+# The times a client may name: years 1 to 9999, what RFC 3339 writes and
+# both databases' 64-bit integers hold with room to spare (issue 20).
+MIN_TIME_MS = -62_135_596_800_000
+MAX_TIME_MS = 253_402_300_799_999
+
+
 def parse_time(value: Any) -> int | None:
-    """Milliseconds for a number, a numeric string or an RFC 3339 string; else None."""
+    """Milliseconds for a number, a numeric string or an RFC 3339 string
+    within years 1 to 9999; else None."""
     if isinstance(value, bool):
         return None
+    ms: int | None = None
     if isinstance(value, (int, float)):
         if value != value or value in (float("inf"), float("-inf")):
             return None
-        return epoch_to_ms(value)
-    if isinstance(value, str):
+        ms = epoch_to_ms(value)
+    elif isinstance(value, str):
         text = value.strip()
         try:
-            return epoch_to_ms(float(text)) if text and text.lstrip("+-").replace(".", "", 1).isdigit() else parse_rfc3339_ms(text)
+            ms = epoch_to_ms(float(text)) if text and text.lstrip("+-").replace(".", "", 1).isdigit() else parse_rfc3339_ms(text)
         except (ValueError, OverflowError):
             return None
-    return None
+    return ms if ms is not None and MIN_TIME_MS <= ms <= MAX_TIME_MS else None

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import Annotated, Protocol, TypeVar
 
 import msgspec
 
 from eventdock.core.errors import FieldError, InvalidInput
+from eventdock.core.params import BIGINT_MAX, BIGINT_MIN
+
+# What a cursor holds, typed so that a forged one cannot carry an integer
+# the databases cannot hold, nor a NUL they cannot compare.
+_Position = tuple[Annotated[int, msgspec.Meta(ge=BIGINT_MIN, le=BIGINT_MAX)], Annotated[str, msgspec.Meta(pattern="^[^\\x00]*$")]]
 
 
 class Keyed(Protocol):
@@ -28,7 +33,7 @@ def encode_cursor(timestamp_ms: int, event_id: str) -> str:
 def decode_cursor(cursor: str, field: str = "cursor") -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        timestamp, event_id = msgspec.json.decode(raw, type=tuple[int, str])
+        timestamp, event_id = msgspec.json.decode(raw, type=_Position)
     except (ValueError, msgspec.DecodeError, TypeError):
         raise InvalidInput(errors=[FieldError((field,), "is not a valid cursor", cursor)]) from None
     return timestamp, event_id

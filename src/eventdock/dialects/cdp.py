@@ -29,7 +29,8 @@ from eventdock.core.errors import (
 )
 from eventdock.core.events import NUL_MESSAGE, Draft, format_ms, now_ms, parse_time
 from eventdock.core.paging import read_cursor, split_page
-from eventdock.http.body import media_type, read_ingest_body
+from eventdock.core.params import int_param
+from eventdock.http.body import decode_json, media_type, read_ingest_body
 from eventdock.http.services import authorise, services
 from eventdock.store import events as event_store
 from eventdock.store.query import EventFilter, list_page
@@ -151,6 +152,16 @@ def to_draft(body: Any, idempotency_key: str | None) -> Draft:
             errors.append(FieldError((field,), NUL_MESSAGE, value))
         else:
             properties[field] = value
+    if idempotency_key is not None and not idempotency_key.isascii():
+        # The server hands header bytes over as latin-1; the key is UTF-8, as
+        # every other id (a generic event.id in JSON) is, so the same id is
+        # the same event whichever dialect sent it.
+        raw = idempotency_key.encode("latin-1")
+        try:
+            idempotency_key = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            errors.append(FieldError(("Idempotency-Key",), "must be UTF-8 text", raw.decode("utf-8", "backslashreplace")))
+            idempotency_key = None
     if idempotency_key is not None and (not idempotency_key.strip() or len(idempotency_key) > MAX_ID_LENGTH):
         errors.append(FieldError(("Idempotency-Key",), f"must be 1 to {MAX_ID_LENGTH} non-blank characters", idempotency_key))
     if errors:
@@ -203,7 +214,7 @@ async def create_event(projectUuid: str, request: Request) -> Response:  # noqa:
         raise UnsupportedMediaType(f"Content type '{request.headers.get('content-type', '')}' not supported; use application/json.")
     body = await read_ingest_body(request, svc.settings.limits.max_body_bytes, svc.pipeline.ensure_room, svc.reading)
     try:
-        parsed = _decode(body)
+        parsed = decode_json(body, _decode)
     except msgspec.DecodeError as exc:
         raise MalformedJSON(f"Malformed JSON request: {exc}") from None
     draft = to_draft(parsed, request.headers.get("idempotency-key"))
@@ -255,13 +266,7 @@ def time_param(request: Request, name: str, errors: list[FieldError]) -> int | N
 
 
 def limit_param(request: Request, errors: list[FieldError], default: int = 100, maximum: int = 1000) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        errors.append(FieldError(("limit",), f"must be an integer from 1 to {maximum}", raw))
-        return default
-    return int(raw)
+    return int_param(request.query_params.get("limit"), "limit", errors, default=default, minimum=1, maximum=maximum)
 
 
 @router.get(

@@ -17,12 +17,14 @@ from starlette.responses import Response
 from eventdock.core.errors import (
     AuthenticationFailed,
     EventdockError,
+    FieldError,
     InvalidInput,
     RateLimited,
     SchemaViolation,
     Unavailable,
     retry_after_header,
 )
+from eventdock.core.params import BIGINT_MAX, int_param
 
 _encode = msgspec.json.Encoder().encode
 
@@ -76,15 +78,19 @@ def json_response(data: Any, status: int = 200) -> Response:
     return Response(_encode(data), status_code=status, media_type="application/json")
 
 
+_NOT_A_COUNT = f"A valid integer from 0 to {BIGINT_MAX} is required."
+
+
 def page_params(request: Request, default_limit: int = 100, max_limit: int = 1000) -> tuple[int, int]:
-    """``?limit=&offset=`` as DRF's LimitOffsetPagination reads them (bad values fall back)."""
-
-    def number(name: str, default: int) -> int:
-        raw = request.query_params.get(name, "")
-        return int(raw) if raw.isdigit() else default
-
-    limit = number("limit", default_limit)
-    return max(1, min(limit, max_limit)) if limit else default_limit, number("offset", 0)
+    """``?limit=&offset=`` as DRF's LimitOffsetPagination reads them: a larger
+    limit is cut to ``max_limit`` and 0 means the default; a value that is not
+    a non-negative 64-bit integer is a ``validation_error`` naming it."""
+    errors: list[FieldError] = []
+    limit = int_param(request.query_params.get("limit"), "limit", errors, default=default_limit, message=_NOT_A_COUNT)
+    offset = int_param(request.query_params.get("offset"), "offset", errors, default=0, message=_NOT_A_COUNT)
+    if errors:
+        raise InvalidInput(errors[0].message, errors=errors)
+    return min(limit, max_limit) if limit else default_limit, offset
 
 
 def page(request: Request, results: list[Any], count: int, limit: int, offset: int) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from eventdock.core.errors import (
 )
 from eventdock.core.events import NUL_MESSAGE, nul_at
 from eventdock.core.governance import PROPERTY_TYPES
-from eventdock.http.body import media_type, read_body
+from eventdock.http.body import decode_json, media_type, read_body
 from eventdock.http.services import authorise
 
 MAX_BODY = 1024 * 1024
@@ -86,11 +86,13 @@ async def _parse_form(request: Request) -> Body:
         return Body({k: v for k, v in form.multi_items() if isinstance(v, str)})
     if kind in ("application/json", "") or kind.endswith("+json"):
         try:
-            parsed = msgspec.json.decode(raw)
+            parsed = decode_json(raw)
         except msgspec.DecodeError as exc:
             if _FORM_LIKE.match(raw.strip()):
                 return Body(_urlencoded(raw))
             return Body({}, MalformedJSON(f"JSON parse error - {exc}"))
+        except MalformedJSON as exc:  # nested too deeply
+            return Body({}, exc)
         if not isinstance(parsed, dict):
             return Body({}, InvalidInput(errors=[FieldError((), f"Invalid data. Expected a dictionary, but got {type(parsed).__name__}.", code="invalid")]))
         return Body(parsed)
@@ -150,10 +152,11 @@ def error(path: tuple[str | int, ...], message: str, code: str, value: Any = Non
 
 
 def maybe_json(value: Any) -> Any:
-    """Form fields carry structure as JSON text (``properties``, ``validation_rules``)."""
+    """Form fields carry structure as JSON text (``properties``, ``validation_rules``);
+    text that is not JSON stays text, JSON nested too deeply is ``MalformedJSON``."""
     if isinstance(value, str):
         try:
-            return msgspec.json.decode(value)
+            return decode_json(value)
         except msgspec.DecodeError:
             return value
     return value

@@ -30,7 +30,7 @@ from eventdock.core.errors import (
 )
 from eventdock.core.events import Draft, new_event_id, parse_time
 from eventdock.core.pipeline import Pipeline
-from eventdock.http.body import media_type, read_ingest_body
+from eventdock.http.body import decode_json, media_type, read_ingest_body
 from eventdock.http.services import authorise, services
 
 router = APIRouter(tags=["generic ingest (OpenPipeline)"])
@@ -77,14 +77,14 @@ def _parse_body(body: bytes, ndjson: bool) -> list[Any]:
         for number, line in enumerate(body.splitlines(), start=1):
             if line.strip():
                 try:
-                    items.append(_decode(line))
+                    items.append(decode_json(line, _decode))
                 except msgspec.DecodeError as exc:
                     raise MalformedJSON(f"Malformed JSON on line {number}: {exc}") from None
         if not items:
             raise InvalidInput(errors=[FieldError((), "the request contains no events")])
         return items
     try:
-        parsed = _decode(body)
+        parsed = decode_json(body, _decode)
     except msgspec.DecodeError as exc:
         raise MalformedJSON(f"Malformed JSON: {exc}") from None
     if isinstance(parsed, dict):

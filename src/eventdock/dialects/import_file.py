@@ -26,10 +26,11 @@ from typing import Any
 
 import msgspec
 
-from eventdock.core.errors import FieldError, InvalidInput
+from eventdock.core.errors import FieldError, InvalidInput, MalformedJSON
 from eventdock.core.events import Draft, parse_time
 from eventdock.core.pipeline import IngestResult
 from eventdock.dialects.generic_ingest import format_path, to_draft
+from eventdock.http.body import decode_json
 from eventdock.http.services import Services
 
 SOURCE = "import"
@@ -64,8 +65,8 @@ def _items(path: Path) -> Iterator[tuple[int, bytes, Any, int]]:
         if head.startswith(b"["):
             data = f.read()
             try:
-                array = _decode(data)
-            except msgspec.DecodeError as exc:
+                array = decode_json(data, _decode)
+            except (msgspec.DecodeError, MalformedJSON) as exc:
                 raise ImportFailed(f"{path}: malformed JSON: {exc}") from None
             if not isinstance(array, list):
                 raise ImportFailed(f"{path}: expected a JSON array or NDJSON")
@@ -78,8 +79,8 @@ def _items(path: Path) -> Iterator[tuple[int, bytes, Any, int]]:
             if not line.strip():
                 continue
             try:
-                value = _decode(line)
-            except msgspec.DecodeError as exc:
+                value = decode_json(line, _decode)
+            except (msgspec.DecodeError, MalformedJSON) as exc:
                 raise ImportFailed(f"{path}:{number}: malformed JSON: {exc}") from None
             yield number, line.strip(), value, consumed
 

@@ -18,6 +18,7 @@ from eventdock.core.errors import Conflict, FieldError, InvalidInput, MalformedJ
 from eventdock.core.events import NUL_MESSAGE, nul_at
 from eventdock.core.live import LiveEvent, Plan
 from eventdock.dialects.live_events_output import seconds
+from eventdock.http.body import decode_json
 
 MAX_NAME = 200
 # Bounds that keep every time in range of the store (year 9999; 100 years).
@@ -56,7 +57,7 @@ def document_data(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise InvalidInput("The request body is empty; send a JSON:API document.", errors=[FieldError(("data",), "can't be blank")])
     try:
-        parsed = _decode(body)
+        parsed = decode_json(body, _decode)
     except msgspec.DecodeError as exc:
         raise MalformedJSON(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict) or not isinstance(parsed.get("data"), dict):

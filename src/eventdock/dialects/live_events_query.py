@@ -18,6 +18,7 @@ from starlette.requests import Request
 from eventdock.core import live
 from eventdock.core.errors import FieldError, InvalidInput
 from eventdock.core.paging import decode_cursor
+from eventdock.core.params import parse_int
 
 INCLUDES = ("stats", "project")
 SORTS = {"start_time": False, "-start_time": True}
@@ -111,9 +112,10 @@ def _includes(raw: str | None) -> list[str]:
 def _page_count(raw: str | None) -> int:
     if raw is None:
         return 20
-    if not raw.strip().isdigit() or not 1 <= int(raw) <= 100:
+    count = parse_int(raw, 1, 100)
+    if count is None:
         raise _bad("page[count]", "must be an integer from 1 to 100", raw)
-    return int(raw)
+    return count
 
 
 def _cursor(raw: str | None) -> tuple[int, str] | None:

@@ -28,6 +28,7 @@ from starlette.types import Send
 from eventdock.core.errors import FieldError, InvalidInput, StoreUnavailable, Unavailable
 from eventdock.core.events import format_ms, now_ms, parse_time, public
 from eventdock.core.paging import read_cursor, split_page
+from eventdock.core.params import int_param
 from eventdock.dialects.drf import json_response
 from eventdock.http.services import authorise, services
 from eventdock.store.query import (
@@ -130,12 +131,7 @@ async def list_events(
 ) -> Response:
     await authorise(request, SCOPE, project_id)
     errors: list[FieldError] = []
-    size = DEFAULT_LIMIT
-    if limit not in (None, ""):
-        if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
-            errors.append(FieldError(("limit",), f"'limit' must be an integer from 1 to {MAX_LIMIT}.", limit))
-        else:
-            size = int(limit)
+    size = int_param(limit, "limit", errors, default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT, message=f"'limit' must be an integer from 1 to {MAX_LIMIT}.")
     position = read_cursor(cursor, errors, "Invalid cursor.")
     f = await _filter(request, project_id, errors)
     _raise(errors)

@@ -23,7 +23,7 @@ from eventdock.core.errors import (
 )
 from eventdock.core.events import NUL_MESSAGE, nul_at
 from eventdock.dialects.drf import json_response
-from eventdock.http.body import read_body
+from eventdock.http.body import decode_json, read_body
 from eventdock.http.services import authorise, services
 
 router = APIRouter(tags=["admin"])
@@ -52,7 +52,7 @@ class KeyIn(msgspec.Struct, forbid_unknown_fields=False):
 async def _json(request: Request) -> Any:
     body = await read_body(request, 64 * 1024)
     try:
-        data = msgspec.json.decode(body)
+        data = decode_json(body)
     except msgspec.DecodeError as exc:
         raise MalformedJSON(f"JSON parse error - {exc}") from None
     where = nul_at(data, ())

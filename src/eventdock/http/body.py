@@ -10,10 +10,35 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
+import msgspec
+from starlette.requests import Request
 
-from eventdock.core.errors import InvalidInput, PayloadTooLarge, Unavailable, UnsupportedMediaType
+from eventdock.core.errors import InvalidInput, MalformedJSON, PayloadTooLarge, Unavailable, UnsupportedMediaType
+
+# Arrays and objects nested this deep always parse; deeper ones may be refused
+# (400) where the parser reaches the interpreter's recursion limit, about 900
+# levels on CPython 3.11. Events themselves may nest only Limits.max_depth.
+MAX_JSON_DEPTH = 512
+JSON_TOO_DEEP = f"The JSON is nested too deeply: at most {MAX_JSON_DEPTH} levels of arrays and objects are accepted."
+
+_decode = msgspec.json.Decoder().decode
+
+
+def decode_json(data: bytes | str, decode: Callable[[bytes | str], Any] = _decode) -> Any:
+    """``decode(data)``, with JSON nested past the parser's recursion limit
+    refused as ``MalformedJSON`` (400) instead of a ``RecursionError`` (500).
+
+    The parser recurses once per level and stops at the interpreter's limit,
+    so any depth, 100,000 included, costs no more than reaching that limit;
+    nothing is added to the usual, shallow body's path. ``msgspec.DecodeError``
+    is the caller's to word.
+    """
+    try:
+        return decode(data)
+    except RecursionError:
+        raise MalformedJSON(JSON_TOO_DEEP) from None
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -46,7 +71,9 @@ async def read_body(request: Request, limit: int, budget: ReadingBudget | None =
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise ClientDisconnect()
+                # Gone, or closed for sending too slowly (http.connections):
+                # the answer reaches nobody, but it must not log as a 500.
+                raise InvalidInput("The connection closed before the whole body arrived.")
             more = message.get("more_body", False)
             chunk = message.get("body", b"")
             if chunk:

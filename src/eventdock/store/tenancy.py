@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select, update
 
 from eventdock.core.auth import KeyRecord, hash_token, new_token
 from eventdock.core.events import format_ms, now_ms
+from eventdock.store import key_revocations
 from eventdock.store.database import Database
 from eventdock.store.tables import api_keys, projects
 
@@ -160,13 +161,19 @@ class Tenancy:
             ]
 
     async def revoke_key(self, project_id: str, key_id: str) -> bool:
+        """Revoke, and tell every worker and node (``store.key_revocations``)."""
         async with self.db.write() as conn:
             result = await conn.execute(
                 update(api_keys)
                 .where(api_keys.c.id == key_id, api_keys.c.project_id == project_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=now_ms())
             )
-            return result.rowcount > 0
+            revoked = result.rowcount > 0
+            if revoked:
+                await key_revocations.announce(conn, self.db)
+        if revoked:
+            key_revocations.announced(self.db)
+        return revoked
 
     async def key_by_hash(self, digest: str) -> KeyRecord | None:
         async with self.db.read() as conn:
