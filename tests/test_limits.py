@@ -166,6 +166,10 @@ async def test_cdp_per_event_limits(client: httpx.AsyncClient, project: Project,
 
 async def test_global_rate_limit_429_with_retry_after(tmp_path: Path, backend: str) -> None:
     async with custom_app(backend, tmp_path, rate_limit_per_second=1, rate_limit_burst=2) as c:
+        # The bucket's clock stands still: at 1 event/s a slow commit would otherwise refill a token.
+        limiter = c.app.state.services.rate_limiter
+        frozen = limiter.clock()
+        limiter.clock = lambda: frozen
         assert (await c.client.post(INGEST, json=[{}, {}], headers=c.project.headers)).status_code == 202
         r = await c.client.post(INGEST, json={}, headers=c.project.headers)
         assert r.status_code == 429 and r.headers["retry-after"] == "1"

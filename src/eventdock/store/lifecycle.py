@@ -42,9 +42,10 @@ from sqlalchemy import delete, insert, text
 from sqlalchemy.engine import Connection
 
 from eventdock.config import Settings
+from eventdock.core.errors import StoreUnavailable
 from eventdock.core.events import now_ms
 from eventdock.core.suppression import Suppressions
-from eventdock.store import erasure, retention
+from eventdock.store import erasure, faults, retention
 from eventdock.store.database import Database
 from eventdock.store.lifecycle_tables import lifecycle_runs
 from eventdock.store.writer_connection import WriterConnection, connect_writer
@@ -114,8 +115,9 @@ class Remover:
         while True:
             try:
                 await self.run_when_due()
-            except Exception:  # noqa: BLE001 - a failed run logs and the next one tries again
-                log.exception("the remover's run failed")
+            except Exception as exc:  # noqa: BLE001 - a failed run logs and the next one tries again
+                if not isinstance(exc, StoreUnavailable) and faults.translate(exc) is None:  # an outage the store logs, once
+                    log.exception("the remover's run failed")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.lifecycle_interval_seconds)
             self._wake.clear()
@@ -276,6 +278,8 @@ async def start(svc: Any, observer: Observer | None = None) -> list[asyncio.Task
     suppressions: Suppressions = svc.pipeline.suppressions
     try:
         await poll_suppressions(svc.db, suppressions)
+    except StoreUnavailable:
+        pass  # the store logs an outage once; the loop below retries
     except Exception:  # noqa: BLE001 - the loop below retries
         log.exception("first suppression poll failed")
 
@@ -284,6 +288,8 @@ async def start(svc: Any, observer: Observer | None = None) -> list[asyncio.Task
             await asyncio.sleep(svc.settings.suppression_poll_seconds)
             try:
                 await poll_suppressions(svc.db, suppressions)
+            except StoreUnavailable:
+                pass  # the store logs an outage once
             except Exception:  # noqa: BLE001 - a poll failure must not stop polling
                 log.exception("suppression poll failed")
 
