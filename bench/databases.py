@@ -54,9 +54,13 @@ def fresh_database(backend: str, work_dir: Path, pg_url: str = DEFAULT_PG_URL) -
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(label)))
 
 
-def admin_token(database_url: str) -> str:
-    """Migrate the database and mint an admin key (``eventdock init --json``)."""
+def admin_token(database_url: str, src: str | None = None) -> str:
+    """Migrate the database and mint an admin key (``eventdock init --json``),
+    with the code in ``src`` when given (first on ``PYTHONPATH``), so that a
+    server of an older checkout finds its own migrations' head."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTDOCK_")}
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(src).resolve()), env.get("PYTHONPATH", "")) if p)
     done = subprocess.run(
         [sys.executable, "-m", "eventdock", "init", "--database", database_url, "--json"],
         env=env, capture_output=True, text=True, timeout=120,

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         sides = []
         for name, env, src in (("A", _env_pairs(args.a_env), args.a_src), ("B", _env_pairs(args.b_env), args.b_src)):
             url = stack.enter_context(databases.fresh_database(args.database, work, args.pg_url))
-            admin = databases.admin_token(url)
+            admin = databases.admin_token(url, src)
             server = eventdock_server(url, args.workers, work, env)
             if src:
                 server.env["PYTHONPATH"] = os.pathsep.join((str(Path(src).resolve()), server.env["PYTHONPATH"]))
