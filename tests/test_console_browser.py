@@ -444,7 +444,7 @@ def test_an_admin_key_creates_a_project_and_switches_to_it(page: Page, console: 
     go(page, "Keys & projects")
     page.get_by_label("New project name").fill(name)
     page.get_by_role("button", name="Create project").click()
-    expect(page.get_by_role("cell", name=name)).to_be_visible()
+    expect(page.get_by_role("cell", name=name, exact=True)).to_be_visible()
     page.get_by_label("Project", exact=True).select_option(label=name)
     expect(page.get_by_role("heading", name="API keys of this project")).to_be_visible()
     expect(page.locator("table").first.locator("tbody tr")).to_have_count(0)
@@ -480,6 +480,27 @@ def test_an_admin_sets_a_projects_retention_and_sees_the_apis_error_beside_the_f
     expect(page.get_by_label("Retention of Shop (days)")).to_have_value("")
     expect(page.get_by_role("row", name="Shop").locator(".hint")).to_have_text("server default")
     assert console.http("GET", f"/api/projects/{console.project_id}", token=console.admin_token).json()["retention_days"] is None
+
+
+def test_the_overview_asks_the_api_for_the_top_events_by_volume(page: Page, console: Console) -> None:
+    name = unique("Busy")
+    project = console.http("POST", "/api/projects", token=console.admin_token, json={"name": name}).json()["id"]
+    token = console.http("POST", f"/api/projects/{project}/keys", token=console.admin_token, json={"name": "all", "scopes": ["*"]}).json()["token"]
+    volumes = {f"e{k:02d}": (k * 7) % 12 + 1 for k in range(12)}  # twelve names, none in volume order by name
+    batch = [{"event.name": n} for n, v in volumes.items() for _ in range(v)]
+    assert console.http("POST", "/platform/ingest/v1/events", token=token, json=batch).status_code == 202
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # volumes are written with the usage counters, within a few seconds
+        counted = console.http("GET", f"/api/projects/{project}/event_definitions/", token=token).json()["results"]
+        if {d["name"]: d["volume"] for d in counted} == volumes:
+            break
+        time.sleep(0.2)
+    with page.expect_request(lambda r: "/event_definitions/" in r.url) as asked:
+        sign_in(page, console, token)
+    assert "ordering=-volume" in asked.value.url and "limit=10" in asked.value.url  # a page of ten, not a page to sort
+    top = sorted(volumes, key=volumes.__getitem__, reverse=True)[:10]
+    panel = page.locator(".panel", has=page.get_by_role("heading", name="Top events"))
+    expect(panel.locator("tbody tr td:first-child")).to_have_text(top)
 
 
 def test_several_field_errors_are_each_shown_beside_their_field(page: Page, console: Console) -> None:
