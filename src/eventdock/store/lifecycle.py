@@ -42,6 +42,7 @@ from sqlalchemy import delete, insert, text
 from sqlalchemy.engine import Connection
 
 from eventdock.config import Settings
+from eventdock.core.errors import StoreUnavailable
 from eventdock.core.events import now_ms
 from eventdock.core.suppression import Suppressions
 from eventdock.store import erasure, retention
@@ -114,6 +115,8 @@ class Remover:
         while True:
             try:
                 await self.run_when_due()
+            except StoreUnavailable:
+                pass  # the store says so in the log, once per outage; the next run tries again
             except Exception:  # noqa: BLE001 - a failed run logs and the next one tries again
                 log.exception("the remover's run failed")
             with contextlib.suppress(asyncio.TimeoutError):
@@ -276,6 +279,8 @@ async def start(svc: Any, observer: Observer | None = None) -> list[asyncio.Task
     suppressions: Suppressions = svc.pipeline.suppressions
     try:
         await poll_suppressions(svc.db, suppressions)
+    except StoreUnavailable:
+        pass  # logged once by the store; the loop below retries
     except Exception:  # noqa: BLE001 - the loop below retries
         log.exception("first suppression poll failed")
 
@@ -284,6 +289,8 @@ async def start(svc: Any, observer: Observer | None = None) -> list[asyncio.Task
             await asyncio.sleep(svc.settings.suppression_poll_seconds)
             try:
                 await poll_suppressions(svc.db, suppressions)
+            except StoreUnavailable:
+                pass  # logged once by the store, as every background job's outage
             except Exception:  # noqa: BLE001 - a poll failure must not stop polling
                 log.exception("suppression poll failed")
 
