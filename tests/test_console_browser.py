@@ -392,7 +392,7 @@ def test_export_a_person_then_erase_them_with_suppression(page: Page, console: C
     card.get_by_role("button", name="Confirm: erase their profile and events for good").click()
     status = card.get_by_role("status")
     expect(status.locator(".badge")).to_have_text("completed", timeout=15000)
-    expect(status).to_contain_text("2 events, 1 profiles")
+    expect(status).to_contain_text("2 events, 1 profile, 0 violations erased")
     expect(status).to_contain_text("Later events carrying this person's identifiers are dropped.")
     expect(card.get_by_role("button", name=event)).to_have_count(0)
 

@@ -48,6 +48,7 @@ function useDeletion(projectId) {
   const [deletion, setDeletion] = useState(null);
   const [error, setError] = useState(null);
   const [round, setRound] = useState(0);
+  const [following, setFollowing] = useState(false);
   useEffect(() => {
     if (!deletion || deletion.status === "completed") return undefined;
     const until = Date.now() + POLL_FOR_MS;
@@ -59,20 +60,23 @@ function useDeletion(projectId) {
         if (!live) return;
         setDeletion(now);
         if (now.status !== "completed" && Date.now() < until) timer = setTimeout(poll, POLL_MS);
+        else setFollowing(false);
       } catch (e) {
-        if (live) setError(e);
+        if (live) { setError(e); setFollowing(false); }
       }
     };
+    setFollowing(true);
     timer = setTimeout(poll, POLL_MS);
     return () => { live = false; clearTimeout(timer); };
   }, [deletion && deletion.id, round]);
   const again = () => { setError(null); setRound((r) => r + 1); };
-  return { deletion, setDeletion, error, again };
+  return { deletion, setDeletion, following, error, again };
 }
 
-function DeletionStatus({ deletion, error, again }) {
+function DeletionStatus({ deletion, following, error, again }) {
   const { events, profiles, violations } = deletion.deleted;
-  const counts = `${number(events)} events, ${number(profiles)} profiles, ${number(violations)} violations erased`;
+  const of = (n, what) => `${number(n)} ${what}${n === 1 ? "" : "s"}`;
+  const counts = `${of(events, "event")}, ${of(profiles, "profile")}, ${of(violations, "violation")} erased`;
   const done = deletion.status === "completed";
   return html`<div class="deletion" role="status">
     <p><span class=${`badge ${deletion.status}`}>${deletion.status}</span>
@@ -80,7 +84,8 @@ function DeletionStatus({ deletion, error, again }) {
       ${deletion.suppress ? " Later events carrying this person's identifiers are dropped." : ""}</p>
     <p class="muted">Deletion request <code>${deletion.id}</code>, requested ${when(deletion.requestedAt)}.</p>
     <${ErrorBox} error=${error} />
-    ${!done ? html`<button type="button" onClick=${again}>Check again</button>` : null}
+    ${!done && !following ? html`<p>Still ${deletion.status}: the erasure goes on in the server.
+      <button type="button" onClick=${again}>Check again</button></p>` : null}
   </div>`;
 }
 
@@ -109,7 +114,7 @@ function Erase({ projectId, profile, onRequested }) {
 }
 
 function Profile({ me, projectId, profile }) {
-  const { deletion, setDeletion, error, again } = useDeletion(projectId);
+  const { deletion, setDeletion, following, error, again } = useDeletion(projectId);
   const erased = deletion && deletion.status === "completed";
   return html`<article class="card profile">
     <h2>Profile <code>${profile.id}</code></h2>
@@ -117,7 +122,7 @@ function Profile({ me, projectId, profile }) {
       ${can(me, "profiles:read") ? html`<${Export} projectId=${projectId} profile=${profile} />` : null}
       ${can(me, "profiles:write") ? html`<${Erase} projectId=${projectId} profile=${profile} onRequested=${setDeletion} />` : null}
     </div>`}
-    ${deletion ? html`<${DeletionStatus} deletion=${deletion} error=${error} again=${again} />` : null}
+    ${deletion ? html`<${DeletionStatus} deletion=${deletion} following=${following} error=${error} again=${again} />` : null}
     ${erased ? null : html`
       <dl class="facts">
         <dt>First seen</dt><dd>${when(profile.firstSeen)}</dd>
