@@ -99,3 +99,15 @@ async def test_docs_and_redoc_load_their_assets_from_this_server(client: httpx.A
         assert urls and all(u.startswith("/docs-assets/") for u in urls), urls
         for url in urls:
             assert (await client.get(url)).status_code == 200, url
+
+
+async def test_a_drf_error_with_several_fields_lists_each_for_the_form(client: httpx.AsyncClient, project: Project) -> None:
+    """DRF names the first problem; the console shows every field's beside it, so all are listed."""
+    body = {"name": "", "properties": [{"name": "plan", "property_type": "String", "validation_rules": {"minimum": 1}}]}
+    r = await client.post(f"/api/projects/{project.id}/schema_property_groups/", json=body, headers=project.headers)
+    assert r.status_code == 400
+    error = r.json()
+    assert error["attr"] == "name" and error["errors"][0] == {"attr": "name", "code": error["code"], "detail": error["detail"]}
+    assert [e["attr"] for e in error["errors"]] == ["name", "properties__0__validation_rules"]
+    r = await client.post(f"/api/projects/{project.id}/schema_property_groups/", json={"name": ""}, headers=project.headers)
+    assert r.status_code == 400 and "errors" not in r.json()  # one problem: DRF's own shape

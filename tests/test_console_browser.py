@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -365,6 +366,56 @@ def test_find_a_profile_by_email(page: Page, console: Console) -> None:
     expect(page.get_by_text("No profile has that identifier.")).to_be_visible()
 
 
+def test_export_a_person_then_erase_them_with_suppression(page: Page, console: Console) -> None:
+    email, event = f"{uuid.uuid4().hex[:8]}@example.com", unique("bought")
+    console.send("signup", email=email, firstName="Grace")
+    console.send(event, email=email, attributes={"sku": "A-1"})
+    sign_in(page, console)
+    go(page, "Profiles")
+    page.get_by_label("Value").fill(email)
+    page.get_by_role("button", name="Find").click()
+    card = page.locator("article.profile")
+    expect(card.get_by_role("button", name=event)).to_be_visible()
+    profile_id = card.locator("h2 code").inner_text()
+
+    with page.expect_download() as downloading:
+        card.get_by_role("button", name="Export data").click()
+    download = downloading.value
+    assert download.url.startswith("blob:") and console.token not in download.url  # fetched with the header, saved from a Blob
+    assert download.suggested_filename == f"profile-{profile_id}.ndjson"
+    lines = [json.loads(line) for line in Path(download.path()).read_text().splitlines()]
+    assert lines[0]["id"] == profile_id and email in lines[0]["identifiers"]["email"]
+    assert sorted(e["nameEvent"] for e in lines[1:]) == sorted(["signup", event])
+
+    card.get_by_label("Suppress future events").check()
+    card.get_by_role("button", name="Erase this person").click()
+    card.get_by_role("button", name="Confirm: erase their profile and events for good").click()
+    status = card.get_by_role("status")
+    expect(status.locator(".badge")).to_have_text("completed", timeout=15000)
+    expect(status).to_contain_text("2 events, 1 profile, 0 violations erased")
+    expect(status).to_contain_text("Later events carrying this person's identifiers are dropped.")
+    expect(card.get_by_role("button", name=event)).to_have_count(0)
+
+    page.get_by_role("button", name="Find").click()
+    expect(page.get_by_text("No profile has that identifier.")).to_be_visible()
+    assert console.http("GET", f"/api/projects/{console.project_id}/events", params={"event": event}).json()["results"] == []
+    assert console.http("GET", f"/v1/projects/{console.project_id}/profiles/{profile_id}").status_code == 404
+    console.send(event, email=email)  # suppressed: acknowledged, never stored
+    assert console.http("GET", f"/api/projects/{console.project_id}/events", params={"event": event}).json()["results"] == []
+    assert not page.errors  # type: ignore[attr-defined]
+
+
+def test_a_key_without_profiles_write_is_not_offered_erasure(page: Page, console: Console) -> None:
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    console.send("signup", email=email)
+    r = console.http("POST", f"/api/projects/{console.project_id}/keys", json={"name": "support", "scopes": ["profiles:read"]})
+    sign_in(page, console, r.json()["token"])
+    page.goto(f"{console.url}/#/profiles?by=email&value={email}")
+    card = page.locator("article.profile")
+    expect(card.get_by_role("button", name="Export data")).to_be_visible()
+    expect(card.get_by_role("button", name="Erase this person")).to_have_count(0)
+
+
 def test_create_a_key_see_its_token_once_and_revoke_it(page: Page, console: Console) -> None:
     name = unique("website")
     sign_in(page, console)
@@ -393,7 +444,7 @@ def test_an_admin_key_creates_a_project_and_switches_to_it(page: Page, console: 
     go(page, "Keys & projects")
     page.get_by_label("New project name").fill(name)
     page.get_by_role("button", name="Create project").click()
-    expect(page.get_by_role("cell", name=name)).to_be_visible()
+    expect(page.get_by_role("cell", name=name, exact=True)).to_be_visible()
     page.get_by_label("Project", exact=True).select_option(label=name)
     expect(page.get_by_role("heading", name="API keys of this project")).to_be_visible()
     expect(page.locator("table").first.locator("tbody tr")).to_have_count(0)
@@ -402,6 +453,96 @@ def test_an_admin_key_creates_a_project_and_switches_to_it(page: Page, console: 
     expect(page.locator(".empty pre")).to_contain_text(f"{console.url}/v1/projects/{project_id}/events")
     go(page, "Events")
     expect(page.get_by_text("No events stored yet.")).to_be_visible()
+
+
+def test_an_admin_sets_a_projects_retention_and_sees_the_apis_error_beside_the_field(page: Page, console: Console) -> None:
+    sign_in(page, console, console.admin_token)
+    go(page, "Keys & projects")
+    field = page.get_by_label("Retention of Shop (days)")
+    row = page.get_by_role("row", name="Shop")
+    expect(row).to_contain_text("server default")
+    field.fill("0")
+    row.get_by_role("button", name="Save").click()
+    refused = console.http("PATCH", f"/api/projects/{console.project_id}", token=console.admin_token, json={"retention_days": 0}).json()
+    assert refused["attr"] == "retention_days"
+    expect(row.locator("label.field .field-error")).to_have_text(refused["detail"])
+
+    field.fill("45")
+    row.get_by_role("button", name="Save").click()
+    expect(row.locator(".field-error")).to_have_count(0)
+    expect(row.locator(".hint")).to_have_text("45 days")
+    page.reload()
+    go(page, "Keys & projects")
+    expect(page.get_by_label("Retention of Shop (days)")).to_have_value("45")
+    assert console.http("GET", f"/api/projects/{console.project_id}", token=console.admin_token).json()["retention_days"] == 45
+
+    page.get_by_role("row", name="Shop").get_by_role("button", name="Use server default").click()
+    expect(page.get_by_label("Retention of Shop (days)")).to_have_value("")
+    expect(page.get_by_role("row", name="Shop").locator(".hint")).to_have_text("server default")
+    assert console.http("GET", f"/api/projects/{console.project_id}", token=console.admin_token).json()["retention_days"] is None
+
+
+def test_the_overview_asks_the_api_for_the_top_events_by_volume(page: Page, console: Console) -> None:
+    name = unique("Busy")
+    project = console.http("POST", "/api/projects", token=console.admin_token, json={"name": name}).json()["id"]
+    token = console.http("POST", f"/api/projects/{project}/keys", token=console.admin_token, json={"name": "all", "scopes": ["*"]}).json()["token"]
+    volumes = {f"e{k:02d}": (k * 7) % 12 + 1 for k in range(12)}  # twelve names, none in volume order by name
+    batch = [{"event.name": n} for n, v in volumes.items() for _ in range(v)]
+    assert console.http("POST", "/platform/ingest/v1/events", token=token, json=batch).status_code == 202
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # volumes are written with the usage counters, within a few seconds
+        counted = console.http("GET", f"/api/projects/{project}/event_definitions/", token=token).json()["results"]
+        if {d["name"]: d["volume"] for d in counted} == volumes:
+            break
+        time.sleep(0.2)
+    with page.expect_request(lambda r: "/event_definitions/" in r.url) as asked:
+        sign_in(page, console, token)
+    assert "ordering=-volume" in asked.value.url and "limit=10" in asked.value.url  # a page of ten, not a page to sort
+    top = sorted(volumes, key=volumes.__getitem__, reverse=True)[:10]
+    panel = page.locator(".panel", has=page.get_by_role("heading", name="Top events"))
+    expect(panel.locator("tbody tr td:first-child")).to_have_text(top)
+
+
+def test_several_field_errors_are_each_shown_beside_their_field(page: Page, console: Console) -> None:
+    sign_in(page, console)
+    page.goto(f"{console.url}/#/data/groups")
+    page.get_by_role("button", name="New property group").click()
+    form = page.get_by_role("form", name="New property group")
+    form.get_by_label("Group name").fill(unique("Broken"))
+    form.get_by_role("button", name="Add property").click()
+    form.get_by_label("Property 2 name").fill("plan")
+    form.get_by_label("Validation rules (JSON)").nth(1).fill('{"minimum": 1}')
+    form.get_by_role("button", name="Create group").click()
+    name_field = form.locator("label.field", has=page.get_by_label("Property 1 name"))
+    rules_field = form.locator(".property-row").nth(1).locator("label.field", has=page.get_by_label("Validation rules (JSON)"))
+    expect(name_field.locator(".field-error")).not_to_be_empty()
+    expect(rules_field.locator(".field-error")).to_contain_text("minimum")
+
+
+def test_an_admin_key_on_a_server_with_no_project_is_told_how_to_make_one(browser: Browser, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/empty.db"
+    boot = subprocess.run([sys.executable, "-m", "eventdock", "init", "--database", url, "--json"], capture_output=True, check=True)
+    admin = json.loads(boot.stdout)["key"]["token"]
+    server = Server(url).start()
+    ctx = browser.new_context()
+    try:
+        # An admin key and no project: init and serve always make one, so it is removed behind their back.
+        with sqlite3.connect(tmp_path / "empty.db") as db:
+            db.execute("DELETE FROM projects")
+        ctx.set_default_timeout(5000)
+        page = ctx.new_page()
+        page.goto(server.url + "/")
+        page.get_by_label("API token").fill(admin)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="No projects yet")).to_be_visible()
+        expect(page.get_by_text("eventdock project create NAME")).to_be_visible()
+        page.get_by_label("New project name").fill("First")
+        page.get_by_role("button", name="Create project").click()
+        expect(page.get_by_label("Project", exact=True)).to_have_value(httpx.get(server.url + "/api/projects", headers={"Authorization": f"Bearer {admin}"}).json()["results"][0]["id"])
+        expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+    finally:
+        ctx.close()
+        server.kill()
 
 
 def test_hostile_names_and_properties_render_as_text_and_never_run(page: Page, console: Console) -> None:

@@ -76,12 +76,37 @@ export async function api(path, { method = "GET", body, type = "application/json
     if (e.name === "AbortError") throw e;
     throw new ApiError(0, `The server could not be reached (${e.message}).`);
   }
-  if (response.status === 204 || response.status === 202) return null;
+  if (response.status === 204) return null;
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
   if (!response.ok) throw errorFrom(response.status, data);
   return data;
+}
+
+// A file the API streams (an NDJSON export), fetched with the token in its
+// header and handed to the browser as a download through a Blob URL: the
+// token never goes in a URL, as a plain link would need.
+export async function download(path, filename) {
+  let response;
+  try {
+    response = await fetch(sameOrigin(path), { headers: headers({ Accept: "application/x-ndjson, application/json" }) });
+  } catch (e) {
+    throw new ApiError(0, `The server could not be reached (${e.message}).`);
+  }
+  if (!response.ok) {
+    let data = null;
+    try { data = await response.json(); } catch { /* not JSON */ }
+    throw errorFrom(response.status, data);
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000); // the download has its copy by then
 }
 
 export const jsonApi = (path, options = {}) => api(path, { type: "application/vnd.api+json", ...options });

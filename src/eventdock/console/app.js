@@ -3,14 +3,14 @@
 import { render } from "./vendor/preact.mjs";
 import { useEffect, useState } from "./vendor/hooks.mjs";
 import { api, can, PROJECTS_CHANGED, session, whoAmI } from "./api.js";
-import { currentRoute, ErrorBox, html, Loading, useAction } from "./ui.js";
+import { currentRoute, Empty, ErrorBox, html, Loading, useAction } from "./ui.js";
 import { Overview } from "./pages/overview.js";
 import { Events } from "./pages/events.js";
 import { DataManagement } from "./pages/data.js";
 import { Violations } from "./pages/violations.js";
 import { LiveEvents } from "./pages/live.js";
 import { Profiles } from "./pages/profiles.js";
-import { Keys } from "./pages/keys.js";
+import { Keys, Projects } from "./pages/keys.js";
 
 // Each screen and the scope it needs to be offered.
 const SCREENS = [
@@ -51,14 +51,16 @@ function SignIn({ onSignedIn, error: initial }) {
   </main>`;
 }
 
-function ProjectPicker({ me, projectId, onChoose }) {
+// An admin key picks the project in view; `onCount` hears how many there are.
+function ProjectPicker({ me, projectId, onChoose, onCount }) {
   const [projects, setProjects] = useState(null);
   const [error, setError] = useState(null);
   useEffect(() => {
     if (!me.is_admin) return undefined;
     const load = () => api("/api/projects").then((page) => {
       setProjects(page.results);
-      if (!projectId && page.results.length) onChoose(page.results[0].id);
+      onCount(page.results.length);
+      if (!session.projectId && page.results.length) onChoose(page.results[0].id);
     }, setError);
     load();
     addEventListener(PROJECTS_CHANGED, load); // a project created on the keys screen
@@ -66,12 +68,25 @@ function ProjectPicker({ me, projectId, onChoose }) {
   }, [me]);
   if (!me.is_admin) return html`<span class="project" title=${me.project.id}>Project: <strong>${me.project.name}</strong></span>`;
   if (error) return html`<${ErrorBox} error=${error} />`;
-  if (!projects) return null;
+  if (!projects || !projects.length) return null;
   return html`<span class="project"><label for="project-picker">Project</label>
     <select id="project-picker" value=${projectId || ""} onChange=${(e) => onChoose(e.target.value)}>
       ${projects.map((p) => html`<option value=${p.id}>${p.name}</option>`)}
     </select>
   </span>`;
+}
+
+// An admin key on a server with no project yet: say so, and offer to make one.
+function NoProjects() {
+  return html`<section>
+    <h1>No projects yet</h1>
+    <${Empty}>
+      <p>Events, schemas and keys belong to a project, and this server has none yet. Create one below
+        (or run <code>eventdock project create NAME</code>); it is then chosen at the top of the page,
+        and <em>Keys & projects</em> makes keys for it.</p>
+    </${Empty}>
+    <${Projects} />
+  </section>`;
 }
 
 function App() {
@@ -80,6 +95,7 @@ function App() {
   const [failure, setFailure] = useState(null);
   const [route, setRoute] = useState(currentRoute());
   const [projectId, setProjectId] = useState(session.projectId);
+  const [projectCount, setProjectCount] = useState(null); // an admin key's, once known
 
   useEffect(() => {
     const onHash = () => setRoute(currentRoute());
@@ -113,13 +129,14 @@ function App() {
         ${offered.map((s) => html`<a href=${"#" + s.path} aria-current=${s === screen ? "page" : null}>${s.label}</a>`)}
       </nav>
       <div class="who">
-        <${ProjectPicker} me=${me} projectId=${projectId} onChoose=${choose} />
+        <${ProjectPicker} me=${me} projectId=${projectId} onChoose=${choose} onCount=${setProjectCount} />
         <span class="muted">Key: ${me.key.name || me.key.id}</span>
         <button type="button" onClick=${signOut}>Sign out</button>
       </div>
     </header>
     <main id="main">
-      ${projectId ? html`<${View} key=${projectId} me=${me} projectId=${projectId} route=${route} />` : html`<${Loading} what="Choosing a project" />`}
+      ${projectId ? html`<${View} key=${projectId} me=${me} projectId=${projectId} route=${route} />`
+        : projectCount === 0 ? html`<${NoProjects} />` : html`<${Loading} what="Choosing a project" />`}
     </main>
   </div>`;
 }

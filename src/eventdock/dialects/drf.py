@@ -2,7 +2,8 @@
 
 Used by every ``/api/`` route outside the live-events JSON:API: the event
 schema dialect (SPEC §5), the admin API (§2) and the query API (§8).
-Errors are ``{"type", "code", "detail", "attr"}``; pages are
+Errors are ``{"type", "code", "detail", "attr"}`` (plus ``errors``, every
+field's, when there are several); pages are
 ``{"count", "next", "previous", "results"}`` with absolute URLs.
 """
 
@@ -68,8 +69,9 @@ def render_error(exc: EventdockError) -> Response:
     if isinstance(exc, (RateLimited, Unavailable)):
         headers["Retry-After"] = retry_after_header(exc.retry_after)
     body: dict[str, Any] = {"type": error_type, "code": code, "detail": detail, "attr": attr_name}
-    if isinstance(exc, SchemaViolation):
-        # DRF names one problem; a schema violation lists every one.
+    if isinstance(exc, SchemaViolation) or (isinstance(exc, InvalidInput) and len(exc.errors) > 1):
+        # DRF names one problem (the first); where there are several, every
+        # one is listed too, so a form can show each beside its field.
         body["errors"] = [{"attr": attr(e.path), "code": e.code, "detail": e.message} for e in exc.errors]
     return Response(_encode(body), status_code=exc.status, media_type="application/json", headers=headers)
 

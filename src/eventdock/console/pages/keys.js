@@ -1,6 +1,6 @@
 // Keys and projects (admin or `*` tokens): the project's API keys (never
 // their tokens), a new key's token shown once, revocation; an admin key
-// also lists and creates projects.
+// also lists and creates projects and sets each one's retention.
 import { useState } from "../vendor/hooks.mjs";
 import { api, PROJECTS_CHANGED } from "../api.js";
 import { Code, ConfirmButton, ErrorBox, Field, html, Loading, useAction, useLoad, when } from "../ui.js";
@@ -62,7 +62,35 @@ function KeyList({ projectId, version, onChanged }) {
   </div>`;
 }
 
-function Projects() {
+// A project's `retention_days`: a number of days, or empty for the
+// server's default (null); the API's validation message beside the field.
+function Retention({ project, onSaved }) {
+  const [days, setDays] = useState(project.retention_days === null ? "" : String(project.retention_days));
+  const action = useAction();
+  const fields = (action.error && action.error.fields) || {};
+  const save = (value) => action.run(async () => {
+    const updated = await api(`/api/projects/${project.id}`, { method: "PATCH", body: { retention_days: value } });
+    setDays(updated.retention_days === null ? "" : String(updated.retention_days));
+    onSaved(updated);
+  });
+  const submit = (e) => {
+    e.preventDefault();
+    const text = days.trim();
+    // Not a whole number: sent as typed, for the API to say what it wants.
+    save(text === "" ? null : /^-?\d+$/.test(text) ? Number(text) : text);
+  };
+  return html`<form class="retention" onSubmit=${submit} aria-label=${`Retention of ${project.name}`}>
+    <${Field} label=${`Retention of ${project.name} (days)`} error=${fields.retention_days || (action.error && action.error.message)}
+      hint=${project.retention_days === null ? "server default" : `${project.retention_days} days`}>
+      <input name="retention_days" inputmode="numeric" value=${days} placeholder="server default" onInput=${(e) => setDays(e.target.value)} />
+    </${Field}>
+    <button type="submit" disabled=${action.busy}>Save</button>
+    ${project.retention_days !== null ? html`<button type="button" disabled=${action.busy} onClick=${() => save(null)}>Use server default</button>` : null}
+  </form>`;
+}
+
+// Every project (an admin key): create one, set each one's retention.
+export function Projects() {
   const { data, error, reload } = useLoad(() => api("/api/projects"), []);
   const [name, setName] = useState("");
   const action = useAction();
@@ -78,9 +106,11 @@ function Projects() {
     <h2>Projects</h2>
     <${ErrorBox} error=${error} />
     ${data ? html`<table>
-      <thead><tr><th scope="col">Name</th><th scope="col">Id</th><th scope="col">Created</th></tr></thead>
-      <tbody>${data.results.map((p) => html`<tr key=${p.id}><td>${p.name}</td><td><code>${p.id}</code></td><td>${when(p.created_at)}</td></tr>`)}</tbody>
-    </table>` : null}
+      <thead><tr><th scope="col">Name</th><th scope="col">Id</th><th scope="col">Retention</th><th scope="col">Created</th></tr></thead>
+      <tbody>${data.results.map((p) => html`<tr key=${p.id}><td>${p.name}</td><td><code>${p.id}</code></td>
+        <td><${Retention} project=${p} onSaved=${reload} /></td><td>${when(p.created_at)}</td></tr>`)}</tbody>
+    </table>
+    <p class="muted">Events and violations older than a project's retention are removed in the background; an empty retention follows the server's default (<code>EVENTDOCK_RETENTION_DAYS</code>, unset: kept for ever).</p>` : null}
     <form class="inline" onSubmit=${submit} aria-label="New project">
       <${Field} label="New project name" error=${action.error && action.error.message}><input name="project" required value=${name} onInput=${(e) => setName(e.target.value)} /></${Field}>
       <button type="submit" disabled=${action.busy}>Create project</button>
