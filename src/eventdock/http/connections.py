@@ -113,10 +113,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self._timer is None and not self.transport.is_closing():
+        # The usual read holds a whole request: parsed, nothing left to time.
+        if (self._in_headers or self._in_body) and self._timer is None and not self.transport.is_closing():
             if self._in_headers:
                 self._wait_for_headers()
-            elif self._in_body:
+            else:
                 self._arm(self._worker.body_timeout)
 
     # -- parser callbacks ---------------------------------------------------------
@@ -146,10 +147,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._timer = self.loop.call_later(seconds, self._expire)
 
     def _disarm(self) -> None:
-        if self._timer is not None:
+        if self._timer is not None:  # no timer, not waiting: a request read whole costs only this test
             self._timer.cancel()
             self._timer = None
-        self._worker.waiting.pop(self, None)
+            self._worker.waiting.pop(self, None)
 
     def _expire(self) -> None:
         """Too slow (or evicted): 408 if part of a request came and no answer has begun; then close."""
